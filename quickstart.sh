@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# speadcast quick start (Debian 12, as root):
+#   ./quickstart.sh demo   install what is missing, build, run the demo stream end to end
+#   ./quickstart.sh test   install what is missing, build, run every test suite:
+#                          -Werror build + ctest, ASan/UBSan build + ctest,
+#                          ThreadSanitizer build of the stream suites, a short fuzz run
+set -euo pipefail
+cd "$(dirname "$0")"
+mode=${1:-}
+case "$mode" in
+  demo|test) ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
+
+jobs=$(nproc 2>/dev/null || echo 2)
+packages=(build-essential cmake pkg-config libjansson-dev libltdl-dev libcriterion-dev
+          clang libclang-rt-14-dev python3 python3-jsonschema tshark libibverbs-dev iproute2)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DSPC_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+install_missing
+
+if [ "$mode" = demo ]; then
+  build build
+  echo "== demo"
+  if [ -x build/tools/speadcast-demo-net.sh ]; then
+    exec build/tools/speadcast-demo-net.sh
+  fi
+  exec build/tools/speadcast-demo
+fi
+
+echo "== normal build (-Wall -Wextra -Werror)"
+build build
+(cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+build build-asan -DSPC_SANITIZE=address,undefined -DSPC_BUILD_BENCH=OFF
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -j"$jobs" -E '^(install_|example_thirdparty)')
+
+if [ -f tests/CMakeLists.txt ] && grep -q SPC_TSAN_TESTS tests/CMakeLists.txt; then
+  echo "== ThreadSanitizer build (stream suites)"
+  build build-tsan -DSPC_SANITIZE=thread -DSPC_BUILD_BENCH=OFF
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L tsan)
+fi
+
+if [ -f tests/fuzz/run.sh ]; then
+  echo "== fuzzing the decoder (${SPC_FUZZ_SECONDS:-60} s)"
+  CC=clang build build-fuzz -DSPC_BUILD_FUZZ=ON -DSPC_BUILD_TESTS=ON -DSPC_BUILD_BENCH=OFF
+  bash tests/fuzz/run.sh build-fuzz "${SPC_FUZZ_SECONDS:-60}"
+fi
+echo "== all test stages passed"
