@@ -22,8 +22,6 @@
 #include "log_internal.h"
 #include "transport_internal.h"
 
-int spci_transport_name_check(const char *name); /* loader.c */
-
 struct spc_config {
     char *transport;
     const struct spci_plugin *plugin;

@@ -115,7 +115,6 @@ static int stub_deregister(struct spc_transport *t, void *h) { (void)t, (void)h;
 
 /* ------------------------------------------------------------ descriptor checks */
 
-int spci_transport_name_check(const char *name);
 int spci_transport_name_check(const char *name)
 {
     size_t n = 0;

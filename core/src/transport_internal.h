@@ -33,6 +33,9 @@ struct spci_plugin {
 int spci_plugin_find(const char *name, const char *const *plugin_path,
                      const struct spci_plugin **out, char *err, size_t errlen);
 
+/* 0 when name is a valid transport name ([A-Za-z0-9_-]{1,64}), else -EINVAL. */
+int spci_transport_name_check(const char *name);
+
 /* Built-in transports (transport_bytes.c). */
 const struct spc_transport_descriptor *spci_bytes_entry(void);
 

@@ -1,7 +1,8 @@
 /* A minimal working fake transport for the loader tests. Built several times:
  * FAKE_NAME names it, FAKE_VERSION tells copies apart, FAKE_OPEN_FAILS makes open fail.
  * Packets are accepted and dropped. open and close log "fake <name> open/close" at error
- * level so the tests can count them through the application's log handler. */
+ * level (with the version) so the tests can see them through the application's log
+ * handler. */
 #include <errno.h>
 
 #include "speadcast/transport.h"
@@ -29,7 +30,7 @@ static int fake_open(struct spc_transport *t, const void *options,
     return -ECONNREFUSED;
 #else
     spc_container_of(t, struct fake, base)->opened = 1;
-    t->svc->log(t, SPC_LOG_ERROR, "fake %s open", FAKE_NAME);
+    t->svc->log(t, SPC_LOG_ERROR, "fake %s open, version %s", FAKE_NAME, FAKE_VERSION);
     return 0;
 #endif
 }
