@@ -39,11 +39,8 @@ install_missing
 
 if [ "$mode" = demo ]; then
   build build
-  echo "== demo"
-  if [ -x build/tools/speadcast-demo-net.sh ]; then
-    exec build/tools/speadcast-demo-net.sh
-  fi
-  exec build/tools/speadcast-demo
+  echo "== demo: speadcast-send --verify into speadcast-recv over loopback UDP"
+  exec bash tools/demo.sh build
 fi
 
 echo "== normal build (-Wall -Wextra -Werror)"

@@ -41,6 +41,7 @@ void spct_send_defaults(struct spct_send_opts *o)
     o->ttl = 1;
     o->ibv_vector = 0;
     o->ibv_max_poll = 10;
+    o->heap_address_bits = 40;
 }
 
 void spct_send_opts_free(struct spct_send_opts *o)

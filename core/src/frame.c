@@ -1,5 +1,6 @@
 /* Ethernet/IPv4/UDP header building (frame.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "speadcast/frame.h"
@@ -49,7 +50,7 @@ uint16_t spc_ipv4_checksum(const void *data, size_t len)
 int spc_frame_write(const struct spc_frame_params *p, size_t payload_len, uint16_t id,
                     uint8_t hdr[SPC_FRAME_HEADER_LEN])
 {
-    if (!p || !hdr)
+    if (!p || !hdr || p->struct_size < offsetof(struct spc_frame_params, flags) + sizeof p->flags)
         return -EINVAL;
     if (payload_len > SPC_FRAME_MAX_PAYLOAD)
         return -EMSGSIZE;

@@ -144,7 +144,7 @@ static int pcap_open(struct spc_transport *t, const void *options,
         t->svc->set_error(t, "endpoints is empty: give one destination per substream");
         return -SPC_ECONFIG;
     }
-    struct spc_frame_params base = {.src_port = (uint16_t)o->source_port,
+    struct spc_frame_params base = {SPC_FRAME_PARAMS_INIT, .src_port = (uint16_t)o->source_port,
                                     .ttl = (uint8_t)o->ttl};
     if (t->svc->mac_parse(o->source_mac, base.src_mac) < 0) {
         t->svc->set_error(t, "source_mac \"%s\" is not of the form aa:bb:cc:dd:ee:ff",

@@ -65,6 +65,7 @@ Test(frame, checksum_odd_length_and_carries)
 static struct spc_frame_params sample_params(void)
 {
     struct spc_frame_params p = {
+        SPC_FRAME_PARAMS_INIT,
         .src_mac = {0x02, 0, 0, 0, 0, 1},
         .src_ip = {10, 1, 2, 3},
         .dst_ip = {239, 1, 2, 3},
@@ -126,6 +127,8 @@ Test(frame, payload_size_limits)
     cr_assert_eq(get16(h + 14 + 2), 28);
     cr_assert_eq(spc_frame_write(NULL, 0, 0, h), -EINVAL);
     cr_assert_eq(spc_frame_write(&p, 0, 0, NULL), -EINVAL);
+    p.struct_size = 8; /* a caller built against a header without all the fields */
+    cr_assert_eq(spc_frame_write(&p, 0, 0, h), -EINVAL);
 }
 
 Test(frame, mac_parse)

@@ -55,7 +55,7 @@ Test(pcap, tshark_reads_back_every_frame, .timeout = 120)
              "{\"transport\": \"pcap\", \"options\": {\"path\": \"%s\", \"endpoints\": "
              "[\"239.10.128.7:7148\", \"10.1.1.2:7149\"], \"source_address\": \"10.1.1.1\", "
              "\"source_port\": 45678, \"source_mac\": \"02:11:22:33:44:55\", "
-             "\"destination_mac\": \"02:66:77:88:99:aa\", \"ttl\": 3}}", path);
+             "\"destination_mac\": \"02:66:77:88:99:aa\", \"ttl\": 200}}", path);
     struct spc_stream *s;
     cr_assert_eq(spc_stream_open_json(&s, json, NULL, err, sizeof err), 0, "%s", err);
     struct spc_heap *heaps[N_HEAPS];
@@ -100,7 +100,7 @@ Test(pcap, tshark_reads_back_every_frame, .timeout = 120)
         cr_assert_str_eq(f[1], "0x0800");
         cr_assert_str_eq(f[2], "02:11:22:33:44:55");
         cr_assert_str_eq(f[4], "10.1.1.1");
-        cr_assert_str_eq(f[6], "3");
+        cr_assert_str_eq(f[6], "200");
         cr_assert(strcmp(f[7], "1") == 0 || strcmp(f[7], "True") == 0, "DF: %s", f[7]);
         cr_assert(strcmp(f[8], "1") == 0 || strcmp(f[8], "Good") == 0,
                   "frame %zu IPv4 checksum status %s", frames, f[8]);

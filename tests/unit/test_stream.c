@@ -1268,3 +1268,22 @@ Test(stream, real_clock_rate_limit_behaviour)
     close_fake(&f);
     spc_heap_destroy(h);
 }
+
+Test(stream, hw_rate_method_falls_back_to_software)
+{
+    /* streamfake cannot pace in hardware: rate_method "hw" falls back to the software
+     * limiter (SPEC §3/§4), so the writer still waits between bursts. */
+    struct fake f;
+    struct fclock fc = {.now = 1000000000, .link_ps_per_byte = 0};
+    struct spc_clock clk;
+    struct spc_stream_config sc = cfg_default();
+    sc.rate = 125e6;
+    sc.rate_method = SPC_RATE_METHOD_HW;
+    open_clocked(&f, &fc, &clk, &sc);
+    struct spc_heap *h = mk_heap(300000);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    cr_assert_geq(atomic_load(&fc.sleeps), 3);
+    close_fake(&f);
+    spc_heap_destroy(h);
+}

@@ -30,8 +30,11 @@ extern "C" {
 #define SPC_FRAME_NO_IP_CHECKSUM 1u /* leave the IPv4 checksum 0 (the device fills it) */
 
 /* What every frame of one flow shares. Addresses are in network byte order (the bytes
- * as on the wire, as in struct in_addr); ports in host byte order. */
+ * as on the wire, as in struct in_addr); ports in host byte order. Plugins pass it
+ * through the core services, so it follows the ABI rule: struct_size first (set it with
+ * SPC_FRAME_PARAMS_INIT), fields only ever appended. */
 struct spc_frame_params {
+    uint32_t struct_size;
     uint8_t src_mac[6];
     uint8_t dst_mac[6];
     uint8_t src_ip[4];
@@ -42,6 +45,7 @@ struct spc_frame_params {
     uint8_t tos;      /* DSCP and ECN bits */
     unsigned flags;   /* SPC_FRAME_* */
 };
+#define SPC_FRAME_PARAMS_INIT .struct_size = sizeof(struct spc_frame_params)
 
 /* True for an IPv4 multicast group (224.0.0.0/4). */
 bool spc_frame_ipv4_is_multicast(const uint8_t ip[4]);
@@ -58,7 +62,8 @@ uint16_t spc_ipv4_checksum(const void *data, size_t len);
 /* Writes the SPC_FRAME_HEADER_LEN header bytes of a frame carrying payload_len bytes of
  * UDP payload into hdr: IPv4 identification id, total length and checksum (unless
  * SPC_FRAME_NO_IP_CHECKSUM) filled in. p and hdr are borrowed for the call.
- * Errors: -EMSGSIZE (payload_len > SPC_FRAME_MAX_PAYLOAD), -EINVAL (p or hdr NULL). */
+ * Errors: -EMSGSIZE (payload_len > SPC_FRAME_MAX_PAYLOAD), -EINVAL (p or hdr NULL, or
+ * p->struct_size too small for the fields above). */
 int spc_frame_write(const struct spc_frame_params *p, size_t payload_len, uint16_t id,
                     uint8_t hdr[SPC_FRAME_HEADER_LEN]);
 

@@ -62,9 +62,11 @@ struct spc_stream_options {
     /* Keep a completion queue (spc_stream_completion_fd, spc_stream_drain) for the
      * sends made without a callback. Without it such completions are discarded. */
     bool completion_queue;
-    /* Longest busy-wait that ends a rate-limiter sleep. The writer sleeps until the
-     * target time less its measured sleep overshoot, then spins on the clock up to the
-     * target; the overshoot estimate is capped at this value. 0 = never spin. */
+    /* Longest busy-wait that ends a rate-limiter sleep. The writer sleeps (absolute
+     * time) until the target less a margin, then spins on the clock up to the target.
+     * The margin is its measured oversleep, capped at this value and at 1/8 of the wait
+     * (so spinning never takes more than about an eighth of the writer's time). 0 = never
+     * spin: sleep to the target. */
     uint64_t spin_max_ns;
     /* NULL = CLOCK_MONOTONIC. Borrowed until the stream is closed. */
     const struct spc_clock *clock;
@@ -238,8 +240,9 @@ int spc_stream_drain(struct spc_stream *s, struct spc_stream_completion *out, si
 /* For a stream on the "bytes" transport: the bytes of every packet sent so far, back to
  * back. *data is valid until the next send, reset or close, and only while no heap is in
  * flight (call after spc_stream_flush). spc_stream_bytes_reset empties the buffer; it may
- * be called at any time, from any thread (a packet being written is kept whole: it lands
- * entirely before or after the reset). Errors: -SPC_ENOTSUP for another transport. */
+ * be called at any time, from any thread, completion callbacks included: it falls between
+ * two transport sends, so the buffer always holds whole packets. Errors: -SPC_ENOTSUP for
+ * another transport. */
 int spc_stream_bytes(struct spc_stream *s, const uint8_t **data, size_t *len);
 int spc_stream_bytes_reset(struct spc_stream *s);
 

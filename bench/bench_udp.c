@@ -1,0 +1,197 @@
+/* UDP loopback send throughput of a stream on the udp transport, beside the ceiling
+ * for any kernel-socket UDP sender measured in the same run (the udp-limit logic: bare
+ * sendmmsg of 16 messages per call from one static buffer, with UDP GSO of up to 64
+ * segments, or without GSO). Both send to a socket on 127.0.0.1 that is bound but never
+ * read, so the kernel drops at the receive queue for both alike.
+ *
+ * Reports Gb/s of UDP payload, packets/s and CPU seconds per GB (process CPU time over
+ * bytes sent), for packet sizes 1472 and 8972 (a SPEAD packet size is a multiple of 8,
+ * so 8972 sends 8968) with GSO on/off and sendmmsg on/off, and the ratio to the ceiling
+ * of the same GSO mode. Prints figures; nothing here passes or fails.
+ *
+ * Each figure is the best of REPEATS runs (the machine is shared; the best run is the
+ * one least disturbed), ceiling and stream runs alternating.
+ *
+ * Usage: bench_udp [seconds per run, default 1] [repeats, default 3] */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "speadcast/speadcast.h"
+#include "speadcast/stream.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define HEAP_BYTES (4u << 20)
+#define SNDBUF (4 << 20)
+
+struct figures {
+    double gbps, pps, cpu_per_gb;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static void finish(struct figures *f, double bytes, double packets, double secs, double cpu)
+{
+    f->gbps = bytes * 8 / secs / 1e9;
+    f->pps = packets / secs;
+    f->cpu_per_gb = bytes > 0 ? cpu / (bytes / 1e9) : 0;
+}
+
+/* The udp-limit logic: sendmmsg + GSO of equal datagrams from a static buffer. */
+static int ceiling(unsigned port, size_t size, int gso, double secs, struct figures *f)
+{
+    static char data[65536];
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0)
+        return -1;
+    int buf = SNDBUF;
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    int segs = gso ? (int)(65000 / size) : 1;
+    if (segs < 1)
+        segs = 1;
+    if (segs > 64)
+        segs = 64;
+    int isize = (int)size;
+    if (segs > 1 && setsockopt(s, SOL_UDP, UDP_SEGMENT, &isize, sizeof isize) != 0)
+        segs = 1;
+    enum { BATCH = 16 };
+    struct mmsghdr m[BATCH];
+    struct iovec iov[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        iov[i].iov_base = data;
+        iov[i].iov_len = size * (size_t)segs;
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].msg_hdr.msg_name = &to;
+        m[i].msg_hdr.msg_namelen = sizeof to;
+        m[i].msg_hdr.msg_iov = &iov[i];
+        m[i].msg_hdr.msg_iovlen = 1;
+    }
+    double c0 = cpu_s(), t0 = now_s(), t;
+    double bytes = 0;
+    do {
+        int n = sendmmsg(s, m, BATCH, 0);
+        if (n < 0) {
+            perror("sendmmsg");
+            close(s);
+            return -1;
+        }
+        bytes += (double)n * (double)size * segs;
+    } while ((t = now_s()) - t0 < secs);
+    double cpu = cpu_s() - c0;
+    close(s);
+    finish(f, bytes, bytes / (double)size, t - t0, cpu);
+    return 0;
+}
+
+/* A stream on the udp transport sending 4 MiB heaps back to back. */
+static int ours(unsigned port, size_t size, int gso, int mmsg, double secs, struct figures *f)
+{
+    char json[512], err[1024];
+    snprintf(json, sizeof json,
+             "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": %zu, \"max_heaps\": 8, \"burst_size\": 1048576, "
+             "\"on_full\": \"block\"}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\"], "
+             "\"buffer_size\": %d, \"gso\": %s, \"sendmmsg\": %s}}",
+             size, port, SNDBUF, gso ? "true" : "false", mmsg ? "true" : "false");
+    struct spc_stream *s;
+    int rc = spc_stream_open_json(&s, json, NULL, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "bench_udp: %s\n", err);
+        return rc;
+    }
+    static uint8_t payload[HEAP_BYTES];
+    struct spc_heap *heap;
+    spc_heap_create(&heap, NULL);
+    spc_heap_add_item(heap, 0x1000, payload, sizeof payload, false);
+    double c0 = cpu_s(), t0 = now_s();
+    while (now_s() - t0 < secs) {
+        rc = spc_stream_send_heap(s, heap, NULL, NULL);
+        if (rc < 0) {
+            fprintf(stderr, "bench_udp: send: %s\n", spc_strerror(rc));
+            break;
+        }
+    }
+    spc_stream_flush(s);
+    double t = now_s(), cpu = cpu_s() - c0;
+    struct spc_stream_stats st;
+    spc_stream_get_stats(s, &st);
+    spc_stream_close(s);
+    spc_heap_destroy(heap);
+    finish(f, (double)st.bytes, (double)st.packets, t - t0, cpu);
+    return rc < 0 ? rc : 0;
+}
+
+int main(int argc, char **argv)
+{
+    double secs = argc > 1 ? atof(argv[1]) : 1.0;
+    if (!(secs > 0))
+        secs = 1.0;
+    int repeats = argc > 2 ? atoi(argv[2]) : 3;
+    if (repeats < 1)
+        repeats = 1;
+    /* The sink: bound, never read. */
+    int sink = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (sink < 0 || bind(sink, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("bench_udp: sink");
+        return 1;
+    }
+    socklen_t len = sizeof a;
+    getsockname(sink, (struct sockaddr *)&a, &len);
+    unsigned port = ntohs(a.sin_port);
+
+    printf("UDP loopback send, best of %d runs of %.1f s; ceiling = bare sendmmsg(+GSO) of "
+           "one static buffer, same GSO mode and packet size\n", repeats, secs);
+    printf("%-6s %-4s %-8s | %8s %10s %9s | %8s %10s %9s | %6s\n", "size", "gso", "sendmmsg",
+           "Gb/s", "pkts/s", "CPU s/GB", "ceil", "pkts/s", "CPU s/GB", "ratio");
+    static const size_t sizes[2] = {1472, 8972};
+    for (int si = 0; si < 2; si++) {
+        size_t packet = sizes[si] & ~(size_t)7; /* what a SPEAD packet of that limit is */
+        for (int gso = 1; gso >= 0; gso--) {
+            for (int mmsg = 1; mmsg >= 0; mmsg--) {
+                struct figures o = {0}, c = {0}, f;
+                for (int r = 0; r < repeats; r++) {
+                    if (ceiling(port, packet, gso, secs, &f) != 0)
+                        return 1;
+                    if (f.gbps > c.gbps)
+                        c = f;
+                    if (ours(port, sizes[si], gso, mmsg, secs, &f) != 0)
+                        return 1;
+                    if (f.gbps > o.gbps)
+                        o = f;
+                }
+                printf("%-6zu %-4s %-8s | %8.2f %10.0f %9.3f | %8.2f %10.0f %9.3f | %5.0f%%\n",
+                       packet, gso ? "on" : "off", mmsg ? "on" : "off", o.gbps, o.pps,
+                       o.cpu_per_gb, c.gbps, c.pps, c.cpu_per_gb, 100 * o.gbps / c.gbps);
+                fflush(stdout);
+            }
+        }
+    }
+    close(sink);
+    return 0;
+}
