@@ -52,6 +52,7 @@ build build-asan -DSPC_SANITIZE=address,undefined -DSPC_BUILD_BENCH=OFF
 # Criterion runs each test in a child whose leak report does not change the verdict,
 # so the log is also searched for any sanitizer report.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions="$PWD/../tests/lsan.supp" \
   ctest --output-on-failure -j"$jobs" -E '^install_')
 if grep -nE "ERROR: (Address|Leak)Sanitizer|runtime error:" build-asan/Testing/Temporary/LastTest.log; then
   echo "sanitizer reports found (above)" >&2
