@@ -9,10 +9,20 @@
  * so 8972 sends 8968) with GSO on/off and sendmmsg on/off, and the ratio to the ceiling
  * of the same GSO mode. Prints figures; nothing here passes or fails.
  *
- * Each figure is the best of REPEATS runs (the machine is shared; the best run is the
- * one least disturbed), ceiling and stream runs alternating.
+ * Two sets of stream settings:
+ *   tuned    max_heaps 8, burst_size 1 MiB, buffer_size 4 MiB (as the ceiling's socket)
+ *   default  only max_packet_size, on_full "block" (a send loop needs it) and the
+ *            endpoint: every other stream and udp setting at its default
  *
- * Usage: bench_udp [seconds per run, default 1] [repeats, default 3] */
+ * Each figure is the best of REPEATS runs (the machine is shared; the best run is the
+ * one least disturbed), ceiling and stream runs alternating; "pairs" is the range of the
+ * ratios of each stream run to the ceiling run just before it.
+ *
+ * Usage: bench_udp [-g] [-s tuned|default|both] [-H heap_bytes] [seconds per run,
+ * default 1] [repeats, default 3]
+ *   -g  only GSO on with sendmmsg on (the configuration of the throughput goal)
+ *   -s  which stream settings (default both)
+ *   -H  heap payload bytes (default 1 MiB) */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -31,7 +41,7 @@
 #define UDP_SEGMENT 103
 #endif
 
-#define HEAP_BYTES (4u << 20)
+#define HEAP_MAX (64u << 20)
 #define SNDBUF (4 << 20)
 
 struct figures {
@@ -108,25 +118,34 @@ static int ceiling(unsigned port, size_t size, int gso, double secs, struct figu
     return 0;
 }
 
-/* A stream on the udp transport sending 4 MiB heaps back to back. */
-static int ours(unsigned port, size_t size, int gso, int mmsg, double secs, struct figures *f)
+/* A stream on the udp transport sending heaps of heap_bytes back to back. */
+static int ours(unsigned port, size_t size, int gso, int mmsg, int tuned, size_t heap_bytes,
+               double secs, struct figures *f)
 {
     char json[512], err[1024];
-    snprintf(json, sizeof json,
-             "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": %zu, \"max_heaps\": 8, \"burst_size\": 1048576, "
-             "\"on_full\": \"block\"}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\"], "
-             "\"buffer_size\": %d, \"gso\": %s, \"sendmmsg\": %s}}",
-             size, port, SNDBUF, gso ? "true" : "false", mmsg ? "true" : "false");
+    if (tuned)
+        snprintf(json, sizeof json,
+                 "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": %zu, "
+                 "\"max_heaps\": 8, \"burst_size\": 1048576, \"on_full\": \"block\"}, "
+                 "\"options\": {\"endpoints\": [\"127.0.0.1:%u\"], \"buffer_size\": %d, "
+                 "\"gso\": %s, \"sendmmsg\": %s}}",
+                 size, port, SNDBUF, gso ? "true" : "false", mmsg ? "true" : "false");
+    else
+        snprintf(json, sizeof json,
+                 "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": %zu, "
+                 "\"on_full\": \"block\"}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\"], "
+                 "\"gso\": %s, \"sendmmsg\": %s}}",
+                 size, port, gso ? "true" : "false", mmsg ? "true" : "false");
     struct spc_stream *s;
     int rc = spc_stream_open_json(&s, json, NULL, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "bench_udp: %s\n", err);
         return rc;
     }
-    static uint8_t payload[HEAP_BYTES];
+    static uint8_t payload[HEAP_MAX];
     struct spc_heap *heap;
     spc_heap_create(&heap, NULL);
-    spc_heap_add_item(heap, 0x1000, payload, sizeof payload, false);
+    spc_heap_add_item(heap, 0x1000, payload, heap_bytes, false);
     double c0 = cpu_s(), t0 = now_s();
     while (now_s() - t0 < secs) {
         rc = spc_stream_send_heap(s, heap, NULL, NULL);
@@ -145,12 +164,42 @@ static int ours(unsigned port, size_t size, int gso, int mmsg, double secs, stru
     return rc < 0 ? rc : 0;
 }
 
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench_udp [-g] [-s tuned|default|both] [-H heap_bytes] "
+                    "[seconds] [repeats]\n");
+    exit(2);
+}
+
 int main(int argc, char **argv)
 {
-    double secs = argc > 1 ? atof(argv[1]) : 1.0;
+    int only_goal = 0, tuned_from = 1, tuned_to = 0; /* settings: 1 tuned, 0 default */
+    size_t heap_bytes = 1u << 20;
+    int opt;
+    while ((opt = getopt(argc, argv, "gs:H:")) != -1) {
+        if (opt == 'g') {
+            only_goal = 1;
+        } else if (opt == 's') {
+            if (strcmp(optarg, "tuned") == 0)
+                tuned_to = 1;
+            else if (strcmp(optarg, "default") == 0)
+                tuned_from = 0;
+            else if (strcmp(optarg, "both") != 0)
+                usage();
+        } else if (opt == 'H') {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 0);
+            if (*end || v == 0 || v > HEAP_MAX)
+                usage();
+            heap_bytes = (size_t)v;
+        } else {
+            usage();
+        }
+    }
+    double secs = optind < argc ? atof(argv[optind]) : 1.0;
     if (!(secs > 0))
         secs = 1.0;
-    int repeats = argc > 2 ? atoi(argv[2]) : 3;
+    int repeats = optind + 1 < argc ? atoi(argv[optind + 1]) : 3;
     if (repeats < 1)
         repeats = 1;
     /* The sink: bound, never read. */
@@ -165,30 +214,40 @@ int main(int argc, char **argv)
     getsockname(sink, (struct sockaddr *)&a, &len);
     unsigned port = ntohs(a.sin_port);
 
-    printf("UDP loopback send, best of %d runs of %.1f s; ceiling = bare sendmmsg(+GSO) of "
-           "one static buffer, same GSO mode and packet size\n", repeats, secs);
-    printf("%-6s %-4s %-8s | %8s %10s %9s | %8s %10s %9s | %6s\n", "size", "gso", "sendmmsg",
-           "Gb/s", "pkts/s", "CPU s/GB", "ceil", "pkts/s", "CPU s/GB", "ratio");
+    printf("UDP loopback send of %zu-byte heaps, best of %d runs of %.1f s; ceiling = bare "
+           "sendmmsg(+GSO) of one static buffer, same GSO mode and packet size\n",
+           heap_bytes, repeats, secs);
+    printf("%-7s %-6s %-4s %-8s | %8s %10s %9s | %8s %10s %9s | %6s %11s\n", "stream", "size",
+           "gso", "sendmmsg", "Gb/s", "pkts/s", "CPU s/GB", "ceil", "pkts/s", "CPU s/GB",
+           "ratio", "pairs");
     static const size_t sizes[2] = {1472, 8972};
-    for (int si = 0; si < 2; si++) {
-        size_t packet = sizes[si] & ~(size_t)7; /* what a SPEAD packet of that limit is */
-        for (int gso = 1; gso >= 0; gso--) {
-            for (int mmsg = 1; mmsg >= 0; mmsg--) {
-                struct figures o = {0}, c = {0}, f;
-                for (int r = 0; r < repeats; r++) {
-                    if (ceiling(port, packet, gso, secs, &f) != 0)
-                        return 1;
-                    if (f.gbps > c.gbps)
-                        c = f;
-                    if (ours(port, sizes[si], gso, mmsg, secs, &f) != 0)
-                        return 1;
-                    if (f.gbps > o.gbps)
-                        o = f;
+    for (int tuned = tuned_from; tuned >= tuned_to; tuned--) {
+        for (int si = 0; si < 2; si++) {
+            size_t packet = sizes[si] & ~(size_t)7; /* what a SPEAD packet of that limit is */
+            for (int gso = 1; gso >= (only_goal ? 1 : 0); gso--) {
+                for (int mmsg = 1; mmsg >= (only_goal ? 1 : 0); mmsg--) {
+                    struct figures o = {0}, c = {0}, f, cf;
+                    double pmin = 1e9, pmax = 0;
+                    for (int r = 0; r < repeats; r++) {
+                        if (ceiling(port, packet, gso, secs, &cf) != 0)
+                            return 1;
+                        if (cf.gbps > c.gbps)
+                            c = cf;
+                        if (ours(port, sizes[si], gso, mmsg, tuned, heap_bytes, secs, &f) != 0)
+                            return 1;
+                        if (f.gbps > o.gbps)
+                            o = f;
+                        double p = 100 * f.gbps / cf.gbps;
+                        pmin = p < pmin ? p : pmin;
+                        pmax = p > pmax ? p : pmax;
+                    }
+                    printf("%-7s %-6zu %-4s %-8s | %8.2f %10.0f %9.3f | %8.2f %10.0f %9.3f | "
+                           "%5.0f%% %4.0f-%4.0f%%\n",
+                           tuned ? "tuned" : "default", packet, gso ? "on" : "off",
+                           mmsg ? "on" : "off", o.gbps, o.pps, o.cpu_per_gb, c.gbps, c.pps,
+                           c.cpu_per_gb, 100 * o.gbps / c.gbps, pmin, pmax);
+                    fflush(stdout);
                 }
-                printf("%-6zu %-4s %-8s | %8.2f %10.0f %9.3f | %8.2f %10.0f %9.3f | %5.0f%%\n",
-                       packet, gso ? "on" : "off", mmsg ? "on" : "off", o.gbps, o.pps,
-                       o.cpu_per_gb, c.gbps, c.pps, c.cpu_per_gb, 100 * o.gbps / c.gbps);
-                fflush(stdout);
             }
         }
     }

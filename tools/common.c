@@ -332,7 +332,7 @@ static void usage(const char *prog, const char *synopsis, const struct spct_opt 
         snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].metavar ? " " : "",
                  opts[i].metavar ? opts[i].metavar : "");
         fprintf(out, "  %-26s %s", left, opts[i].help);
-        if (defs[i][0] && !strstr(opts[i].help, "(default"))
+        if (defs[i][0] && !strstr(opts[i].help, "default"))
             fprintf(out, " (default %s)", defs[i]);
         fputc('\n', out);
     }

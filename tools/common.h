@@ -13,6 +13,7 @@
 #define SPCT_COMMON_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -223,7 +224,7 @@ struct spct_recv_opts {
      * (like a timeout) when it becomes non-zero. */
     void (*ready)(void *user, const struct sockaddr_storage *addrs, size_t n);
     void *ready_user;
-    const volatile int *cancel;
+    const atomic_int *cancel;
 };
 
 struct spct_recv_result {

@@ -13,8 +13,8 @@ build=${1:-build}
 recv="$build/tools/speadcast-recv"
 send="$build/tools/speadcast-send"
 heaps=${SPEADCAST_DEMO_HEAPS:-300}
-heap_size=${SPEADCAST_DEMO_HEAP_SIZE:-262144}
-rate=${SPEADCAST_DEMO_RATE:-1}
+heap_size=${SPEADCAST_DEMO_HEAP_SIZE:-65536}
+rate=${SPEADCAST_DEMO_RATE:-0.5}
 
 for tool in "$recv" "$send"; do
   if [ ! -x "$tool" ]; then

@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -42,7 +43,7 @@ static const char *const rate_methods[] = {"sw", "hw", "auto", NULL};
 struct bench_opts {
     int transport, receiver;
     const char *host;
-    uint64_t heap_size, packet, items, max_heaps, burst;
+    uint64_t heap_size, packet, items, max_heaps, burst, buffer;
     double burst_rate_ratio;
     int rate_method;
     uint64_t heaps;        /* per trial; 0 = from trial_time */
@@ -76,7 +77,7 @@ struct recv_thread {
     struct spct_recv_opts ro;
     struct spct_recv_result rr;
     FILE *err;
-    volatile int cancel;
+    atomic_int cancel;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool ready, done;
@@ -161,6 +162,10 @@ static void fill_recv_opts(const struct bench *b, struct spct_recv_opts *ro, con
     ro->given_packet = true;
     ro->max_heap_size = heap_size + 4 * 1048576 > ro->max_heap_size ? heap_size + 4 * 1048576
                                                                      : ro->max_heap_size;
+    if (o->buffer) {
+        ro->buffer = o->buffer;
+        ro->given_buffer = true;
+    }
     ro->sources = src;
     ro->n_sources = 1;
     ro->stops = 1;
@@ -256,7 +261,7 @@ static int trial_thread(struct bench *b, struct trial *t, uint64_t packet, uint6
             rc = -EIO;
     }
     if (!wait_for(rt, &rt->done, spct_now() + grace(t, heap_size))) {
-        rt->cancel = 1;
+        atomic_store(&rt->cancel, 1);
         wait_for(rt, &rt->done, spct_now() + 10.0);
     }
     pthread_join(th, NULL);
@@ -540,8 +545,8 @@ static int write_svg(const char *path, const char *title, const char *ylabel,
                "stroke=\"black\"/>\n", x0, y0, x1 - x0, y1 - y0);
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">packet size (bytes, log scale)"
                "</text>\n", (x0 + x1) / 2, y1 + 42);
-    fprintf(f, "<text x=\"20\" y=\"%.0f\" text-anchor=\"middle\" transform=\"rotate(-90 20 %.0f)\">",
-            (y0 + y1) / 2, (y0 + y1) / 2);
+    fprintf(f, "<text x=\"20\" y=\"%.0f\" text-anchor=\"middle\" "
+               "transform=\"rotate(-90 20 %.0f)\">", (y0 + y1) / 2, (y0 + y1) / 2);
     svg_text(f, ylabel);
     fputs("</text>\n", f);
     for (size_t h = 0; h < heaps->n; h++) {
@@ -609,8 +614,9 @@ static int run_search(struct bench *b)
     } else if (o->rate > 0) {
         fprintf(b->out, "%s at %g Gb/s\n", best > 0 ? "Sustained" : "Not sustained", o->rate);
     } else if (best > 0) {
-        fprintf(b->out, "Highest sustained rate: %.3f Gb/s (the sender alone reached %.3f Gb/s)%s\n",
-                best, top, b->out_of_time ? " [--max-time reached]" : "");
+        fprintf(b->out,
+                "Highest sustained rate: %.3f Gb/s (the sender alone reached %.3f Gb/s)%s\n", best,
+                top, b->out_of_time ? " [--max-time reached]" : "");
     } else {
         fprintf(b->out, "No rate tested was sustained (the sender alone reached %.3f Gb/s)%s\n",
                 top, b->out_of_time ? " [--max-time reached]" : "");
@@ -762,6 +768,9 @@ int spct_bench_main(int argc, char **argv, FILE *out, FILE *err)
          65536, NULL},
         {"burst", SPCT_OPT_UINT, &o.burst, NULL, "BYTES", "rate limiter burst size", true, false,
          1, 0, NULL},
+        {"buffer", SPCT_OPT_UINT, &o.buffer, NULL, "BYTES",
+         "the receiver's socket buffer (0 = speadcast-recv's default, 8 MiB for UDP)", true, true,
+         0, 2147483647.0, NULL},
         {"burst-rate-ratio", SPCT_OPT_DOUBLE, &o.burst_rate_ratio, NULL, "RATIO",
          "catch-up rate relative to the rate", true, false, 1, 0, NULL},
         {"rate-method", SPCT_OPT_CHOICE, &o.rate_method, NULL, "METHOD", "sw, hw or auto", false,
@@ -794,8 +803,8 @@ int spct_bench_main(int argc, char **argv, FILE *out, FILE *err)
         {"search", SPCT_OPT_FLAG, &o.search, NULL, NULL,
          "sweep: binary-search each pair's highest sustained rate (slower)", false, false, 0, 0,
          NULL},
-        {"plot", SPCT_OPT_STRING, &o.plot, NULL, "FILE.svg", "sweep: draw the results as an SVG chart",
-         false, false, 0, 0, NULL},
+        {"plot", SPCT_OPT_STRING, &o.plot, NULL, "FILE.svg",
+         "sweep: draw the results as an SVG chart", false, false, 0, 0, NULL},
         {"json", SPCT_OPT_FLAG, &o.json, NULL, NULL, "print the results as one JSON object", false,
          false, 0, 0, NULL},
         {"quiet", SPCT_OPT_FLAG, &o.quiet, NULL, NULL, "do not print each trial", false, false, 0,

@@ -60,8 +60,8 @@ int spct_recv_parse(struct spct_recv_opts *o, int argc, char **argv, FILE *out, 
         {"verify", SPCT_OPT_FLAG, &o->verify, NULL, NULL,
          "check the speadcast-send --verify pattern; exit 1 on any lost or corrupt heap", false,
          false, 0, 0, NULL},
-        {"quiet", SPCT_OPT_FLAG, &o->quiet, NULL, NULL, "print only the summary", false, false, 0,
-         0, NULL},
+        {"quiet", SPCT_OPT_FLAG, &o->quiet, NULL, NULL, "print only the summary (also with --json)",
+         false, false, 0, 0, NULL},
         {"descriptors", SPCT_OPT_FLAG, &o->descriptors, NULL, NULL,
          "accepted for spead2_recv compatibility (descriptors are always shown)", false, false,
          0, 0, NULL},
@@ -87,7 +87,7 @@ int spct_recv_parse(struct spct_recv_opts *o, int argc, char **argv, FILE *out, 
         {"heaps", SPCT_OPT_INT, &o->heaps, NULL, "N",
          "stop after N heaps, stop heaps not counted (-1 = no limit)", true, false, -1, 0, NULL},
         {"stops", SPCT_OPT_INT, &o->stops, NULL, "N",
-         "stop heaps that end the run (-1 = one per source)", true, false, -1, 0, NULL},
+         "stop heaps that end the run (-1 = one per source, 0 = run on)", true, false, -1, 0, NULL},
         {"timeout", SPCT_OPT_DOUBLE, &o->timeout, NULL, "SECONDS",
          "give up after this long (0 = never)", true, true, 0, 1e9, NULL},
         {"idle-timeout", SPCT_OPT_DOUBLE, &o->idle_timeout, NULL, "SECONDS",
@@ -508,13 +508,15 @@ static void handle_heap(struct receiver *rx, struct source *s, struct spc_decode
     note_cnt(rx, h->cnt);
     if (h->has_stop) {
         rx->r.stops++;
-        if (o->json) {
+        if (o->quiet) {
+            /* summary only */
+        } else if (o->json) {
             fprintf(out, "{\"type\": \"stop\", \"cnt\": %" PRIu64 ", \"source\": %zu, "
                     "\"heap_address_bits\": %u, \"at\": ", h->cnt, s->index,
                     h->flavour.heap_address_bits);
             spct_json_double(out, at);
             fputs("}\n", out);
-        } else if (!o->quiet) {
+        } else {
             fprintf(out, "Received stop heap %" PRIu64 " at %.6f from %s\n", h->cnt, at, s->name);
         }
         spc_decoded_heap_free(h);
@@ -546,7 +548,9 @@ static void handle_heap(struct receiver *rx, struct source *s, struct spc_decode
         else if (verdict > 0)
             rx->r.verified++;
     }
-    if (o->json) {
+    if (o->quiet) {
+        /* summary only */
+    } else if (o->json) {
         fprintf(out, "{\"type\": \"heap\", \"cnt\": %" PRIu64 ", \"source\": %zu, "
                 "\"heap_address_bits\": %u, \"at\": ", h->cnt, s->index,
                 h->flavour.heap_address_bits);
@@ -594,7 +598,7 @@ static void handle_heap(struct receiver *rx, struct source *s, struct spc_decode
         fputs(", \"problem\": ", out);
         spct_json_string(out, why[0] ? why : NULL);
         fputs("}\n", out);
-    } else if (!o->quiet) {
+    } else {
         if (h->complete)
             fprintf(out, "Received heap %" PRIu64 " at %.6f: %" PRIu64 " bytes in %zu packets\n",
                     h->cnt, at, h->heap_size, h->n_packets);
@@ -649,7 +653,8 @@ static void bad_packet(struct receiver *rx, struct source *s, int rc, const char
 {
     rx->r.bad_packets++;
     if (rx->complaints_bad++ < MAX_COMPLAINTS)
-        fprintf(rx->err, PROG ": bad packet from %s: %s\n", s->name, what ? what : spc_strerror(rc));
+        fprintf(rx->err, PROG ": bad packet from %s: %s\n", s->name,
+                what ? what : spc_strerror(rc));
 }
 
 /* ------------------------------------------------------------ UDP */
@@ -683,8 +688,7 @@ static void set_rcvbuf(struct receiver *rx, int fd, uint64_t want, const char *n
     int got = 0;
     socklen_t len = sizeof got;
     /* Linux reports twice the usable size it granted. */
-    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && (uint64_t)got / 2 < want &&
-        !rx->o->quiet)
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && (uint64_t)got / 2 < want)
         fprintf(rx->err, PROG ": %s: asked for a %" PRIu64 "-byte receive buffer, got %d "
                 "(raise net.core.rmem_max)\n", name, want, got / 2);
 }
@@ -1284,7 +1288,7 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
     size_t cap_pfd = 0;
     while (!finished(&rx)) {
         double now = spct_now();
-        if (spct_interrupted || (o->cancel && *o->cancel) ||
+        if (spct_interrupted || (o->cancel && atomic_load(o->cancel)) ||
             (o->timeout > 0 && now - rx.start >= o->timeout) ||
             (o->idle_timeout > 0 && rx.got_packet && now - rx.last_packet >= o->idle_timeout)) {
             rx.r.timed_out = true;

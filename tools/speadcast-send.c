@@ -88,8 +88,8 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
          true, true, 0, 1099511627776.0, NULL},
         {"items", SPCT_OPT_UINT, &o->items, NULL, "N", "number of items per heap", true, true,
          1, 1048576, NULL},
-        {"heaps", SPCT_OPT_INT, &o->heaps, NULL, "N", "number of data heaps to send (-1 = infinite)",
-         true, false, -1, 0, NULL},
+        {"heaps", SPCT_OPT_INT, &o->heaps, NULL, "N",
+         "number of data heaps to send (-1 = infinite)", true, false, -1, 0, NULL},
         {"verify", SPCT_OPT_FLAG, &o->verify, NULL, NULL,
          "fill the items with the pattern a receiver can verify (spead2_send --verify)", false,
          false, 0, 0, NULL},
@@ -215,6 +215,9 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         USAGE_ERROR("only one destination is supported with --tcp (got %zu)", o->n_dest);
     if (o->ibv && !o->bind)
         USAGE_ERROR("--ibv requires --bind (the address of the interface to send from)");
+    if (o->inproc && o->heaps < 0)
+        USAGE_ERROR("--inproc needs --heaps: in-process queues are unbounded and only a "
+                    "receiver in this process can drain them");
     for (size_t i = 0; i < o->n_dest; i++) {
         if (o->inproc) {
             if (!*o->dest[i] || strlen(o->dest[i]) > SPC_INPROC_NAME_MAX)

@@ -82,7 +82,7 @@ for proto in udp tcp; do
   flag=(); [ "$proto" = tcp ] && flag=(--tcp)
   start_recv "$proto" "${flag[@]}" --verify --json 127.0.0.1:0
   timeout 60 "$T/speadcast-send" "${flag[@]}" --verify --json --heaps 50 --heap-size 100000 \
-    --items 2 --rate 1 "$addr" >"$tmp/$proto.send" 2>"$tmp/$proto.send.err"
+    --items 2 --rate 0.2 "$addr" >"$tmp/$proto.send" 2>"$tmp/$proto.send.err"
   src=$?
   wait "$rpid"; rrc=$?
   if [ "$src" -ne 0 ] || [ "$rrc" -ne 0 ]; then
