@@ -693,31 +693,43 @@ static void set_rcvbuf(struct receiver *rx, int fd, uint64_t want, const char *n
                 "(raise net.core.rmem_max)\n", name, want, got / 2);
 }
 
-static int open_udp(struct receiver *rx, size_t index, const char *text)
+/* Parses and resolves a host:port source, adds it and opens its non-blocking socket.
+ * Returns the source (its fd open) or NULL after printing why. */
+static struct source *open_socket_source(struct receiver *rx, size_t index, const char *text,
+                                         int socktype, enum source_kind kind, struct sockaddr_storage *sa,
+                                         socklen_t *sa_len)
 {
     struct spct_endpoint ep;
     char msg[512];
     if (spct_parse_endpoint(text, true, &ep, msg, sizeof msg) < 0) {
         fprintf(rx->err, PROG ": source %s\n", msg);
-        return -1;
+        return NULL;
     }
-    struct sockaddr_storage sa;
-    socklen_t sa_len;
-    if (resolve(&ep, SOCK_DGRAM, &sa, &sa_len, msg, sizeof msg) < 0) {
+    if (resolve(&ep, socktype, sa, sa_len, msg, sizeof msg) < 0) {
         fprintf(rx->err, PROG ": %s\n", msg);
-        return -1;
+        return NULL;
     }
     struct source *s = add_source(rx);
     if (!s)
-        return -1;
-    s->kind = SRC_UDP;
+        return NULL;
+    s->kind = kind;
     s->index = index;
     snprintf(s->name, sizeof s->name, "%s", text);
-    s->fd = socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->fd = socket(sa->ss_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
         fprintf(rx->err, PROG ": %s: socket: %s\n", text, strerror(errno));
-        return -1;
+        return NULL;
     }
+    return s;
+}
+
+static int open_udp(struct receiver *rx, size_t index, const char *text)
+{
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    struct source *s = open_socket_source(rx, index, text, SOCK_DGRAM, SRC_UDP, &sa, &sa_len);
+    if (!s)
+        return -1;
     int one = 1;
     bool multicast = (sa.ss_family == AF_INET &&
                       IN_MULTICAST(ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr))) ||
@@ -812,29 +824,11 @@ static void read_udp(struct receiver *rx, struct source *s)
 
 static int open_tcp(struct receiver *rx, size_t index, const char *text)
 {
-    struct spct_endpoint ep;
-    char msg[512];
-    if (spct_parse_endpoint(text, true, &ep, msg, sizeof msg) < 0) {
-        fprintf(rx->err, PROG ": source %s\n", msg);
-        return -1;
-    }
     struct sockaddr_storage sa;
     socklen_t sa_len;
-    if (resolve(&ep, SOCK_STREAM, &sa, &sa_len, msg, sizeof msg) < 0) {
-        fprintf(rx->err, PROG ": %s\n", msg);
-        return -1;
-    }
-    struct source *s = add_source(rx);
+    struct source *s = open_socket_source(rx, index, text, SOCK_STREAM, SRC_TCP_LISTEN, &sa, &sa_len);
     if (!s)
         return -1;
-    s->kind = SRC_TCP_LISTEN;
-    s->index = index;
-    snprintf(s->name, sizeof s->name, "%s", text);
-    s->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->fd < 0) {
-        fprintf(rx->err, PROG ": %s: socket: %s\n", text, strerror(errno));
-        return -1;
-    }
     int one = 1;
     setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (rx->o->given_buffer)
