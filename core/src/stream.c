@@ -8,18 +8,23 @@
  *
  * Writer. Takes packets from the oldest unfinished group (SERIAL: heap after heap;
  * ROUND_ROBIN: one packet per unfinished heap in turn), so groups go out strictly in
- * order, and packs up to batch_max packets, spanning heaps and groups, into one transport
- * send. Each packet has a tx record (its scratch and iovecs) that stays in use until the
- * transport completes it; the records are preallocated and recycled through a free
- * stack, so nothing is allocated per heap or packet. A heap finishes when all its packets
- * are produced and completed; a group when all its heaps have. Finished groups are
- * retired from the front, in order: their slots are freed first, then their completions
- * are delivered outside the lock.
+ * order, and packs them, spanning heaps and groups, into a batch: one transport send.
+ * A batch owns its packet records (iovecs, owning heap) and a scratch arena in which the
+ * packets' headers are bump-allocated; all stay in use until the transport has completed
+ * every packet of the batch. Batches are preallocated (one, or two for an asynchronous
+ * transport so one is packed while the other is in flight), so nothing is allocated per
+ * heap or packet. A heap finishes when all its packets are produced and completed; a
+ * group when all its heaps have. Finished groups are retired from the front, in order:
+ * their slots are freed first, then their completions are delivered outside the lock.
  *
  * Rate. spci_ratelimit gates every packet of a rate-limited heap; the writer sleeps at
  * burst boundaries (absolute-time sleep, then a short spin of at most the measured
  * oversleep). Work that arrives at an idle writer resumes the limiter (idle time is no
  * deficit).
+ *
+ * Locks. lock guards the queue counters and registrations; tx_lock serialises the calls
+ * into the transport. Where both are held, lock is taken first (deregistration). No
+ * transport call is made under lock otherwise, and nothing takes lock under tx_lock.
  */
 #include <errno.h>
 #include <math.h>
@@ -35,15 +40,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "heap_internal.h"
 #include "log_internal.h"
 #include "ratelimit.h"
 #include "speadcast/speadcast.h"
 #include "speadcast/stream.h"
 #include "transport_internal.h"
 
-/* Packets per transport send, and the scratch a batch may use at most. */
-#define BATCH_MAX 64
-#define BATCH_SCRATCH_BUDGET (4u << 20)
+/* Batch limits: a batch ends at BATCH_MAX_PACKETS packets or once it holds
+ * BATCH_MAX_BYTES, whichever comes first (or earlier, where the rate limiter must wait or
+ * the work runs out). SPEC §3 speaks of 64 packets per sendmmsg, spead2's figure; but with
+ * UDP GSO one message carries up to 64 KiB (44 packets of 1472 bytes), and a system call
+ * is only amortised over many full messages: the bare sendmmsg ceiling sends 16 per call,
+ * and 64-packet batches (one or two GSO messages per call) reached about 75 % of it. So a
+ * batch holds 16 full GSO messages' worth of bytes, and for small packets up to 1024
+ * packets. Transports split a batch as they need (udp: 64 messages per sendmmsg). */
+#define BATCH_MAX_PACKETS 1024u
+#define BATCH_MAX_BYTES (16u * 65536u)
+/* Header scratch per packet the arena provides beyond one worst-case packet. A packet
+ * uses iov[0].iov_len bytes of it, rounded up to 8: its header and item pointers (40
+ * bytes after a heap's first packet; 40 + 8 per item with repeat_pointers), whole
+ * payloads only in the rare copy case. A batch ends before a packet could find less than
+ * spc_packet_scratch_size(mps) left, so a full batch fits packets of up to 128 bytes of
+ * header (repeat_pointers heaps of up to 11 items). */
+#define BATCH_ARENA_PER_PACKET 128u
 
 struct waiter {
     bool done;
@@ -57,7 +77,8 @@ struct slot {
     uint64_t cnt;
     uint32_t substream;
     size_t group; /* index in groups[] */
-    struct spci_rate_step step;
+    bool stream_rate; /* at the stream's rate (paced as the writer's w_step says) */
+    struct spci_rate_step step; /* otherwise */
     /* Writer-owned while the slot is in use (reset by the sender). */
     struct spc_packetizer pz;
     bool started;
@@ -89,11 +110,22 @@ struct done_rec {
     uint64_t bytes;
 };
 
+struct batch;
+
+/* One packet of a batch. */
 struct tx {
     struct spc_packet pkt;
-    uint8_t *scratch;
     struct slot *slot;
+    struct batch *batch;
     bool pending; /* handed to the transport, completion not yet seen */
+};
+
+/* Free (may be packed) exactly when pending == 0. */
+struct batch {
+    struct tx *tx;              /* BATCH_MAX_PACKETS records */
+    struct spc_tx_packet *pkts; /* what the transport is handed, parallel to tx */
+    uint8_t *arena;             /* arena_size bytes of header scratch */
+    size_t pending;             /* packets handed to the transport and not yet completed */
 };
 
 /* A checked heap reference: what a send or a list entry puts in a slot. */
@@ -101,10 +133,18 @@ struct prep {
     const struct spc_heap *heap;
     uint64_t cnt;
     uint32_t substream;
+    bool stream_rate;
     struct spci_rate_step step;
     size_t n_items;
     uint64_t payload;
     bool repeat;
+};
+
+/* A registration (spc_stream_register_memory). */
+struct spc_stream_memory {
+    struct spc_stream_memory *next;
+    uintptr_t start, end;
+    void *handle; /* the transport's; unused where the transport has no registration */
 };
 
 struct spc_heap_list {
@@ -120,7 +160,7 @@ struct spc_stream {
     struct spci_transport *tp;
     unsigned n_sub;
     bool async;
-    struct spci_rate_step stream_step; /* zero when unlimited or paced in hardware */
+    struct spci_rate_step stream_step; /* the stream's rate in software; zero when unlimited */
     struct spc_clock clock;            /* now_ns NULL: CLOCK_MONOTONIC */
     uint64_t spin_max;
     size_t cap;
@@ -139,6 +179,7 @@ struct spc_stream {
     int broken;                               /* sticky transport error, 0 if none */
     bool stopping, writer_idle;
     unsigned room_waiters, done_waiters, callers;
+    struct spc_stream_memory *mem; /* registrations */
     size_t room_need; /* free slots at which blocked senders are woken */
 
     /* Writer-private. */
@@ -146,14 +187,18 @@ struct spc_stream {
     uint64_t w_seen;    /* g_alloc as last read */
     uint64_t w_done;    /* = g_done */
     struct spci_ratelimit rl;
+    bool hw;                    /* the transport paces the stream's rate (svc->set_hw_paced) */
+    struct spci_rate_step w_step; /* step of stream-rate heaps: zero when hw, else stream_step */
     uint64_t late_est;  /* estimated oversleep of clock_nanosleep, ns */
-    struct tx *tx;
-    size_t n_tx;
-    uint32_t *tx_free;
-    size_t n_tx_free;
-    struct spc_tx_packet *batch;
-    size_t batch_max;
-    uint8_t *scratch;
+    struct batch batches[2];
+    unsigned n_batches; /* 1, or 2 for an asynchronous transport */
+    unsigned b_next;    /* the batch packed next */
+    struct tx *tx;      /* every batch's records: n_batches x BATCH_MAX_PACKETS */
+    struct spc_tx_packet *pkts;
+    uint8_t *arena;
+    size_t arena_size;   /* per batch */
+    size_t scratch_size; /* spc_packet_scratch_size(mps): one packet's worst case */
+    size_t n_pending;    /* packets of all batches not yet completed */
     bool no_flush; /* the transport's flush is the -SPC_ENOTSUP stub */
 
     pthread_t thread;
@@ -230,7 +275,8 @@ static void set_produced(struct spc_stream *s, struct slot *h)
 static void finish_packet(struct spc_stream *s, struct tx *t, int status)
 {
     t->pending = false;
-    s->tx_free[s->n_tx_free++] = (uint32_t)(t - s->tx);
+    t->batch->pending--;
+    s->n_pending--;
     struct slot *h = t->slot;
     h->inflight--;
     if (status < 0) {
@@ -249,7 +295,7 @@ static void on_transport_complete(void *ctx, void *token, int status)
 {
     struct spc_stream *s = ctx;
     struct tx *t = token;
-    if (t < s->tx || t >= s->tx + s->n_tx || !t->pending) {
+    if (t < s->tx || t >= s->tx + (size_t)s->n_batches * BATCH_MAX_PACKETS || !t->pending) {
         spci_log(SPC_LOG_ERROR, "%s: stale or unknown packet completion dropped",
                  s->tp->plugin->name);
         return;
@@ -269,56 +315,58 @@ static void set_broken(struct spc_stream *s, int rc)
  * deliver them (no working flush or poll) breaks the stream: the packets fail. */
 static void drain_inflight(struct spc_stream *s)
 {
-    if (s->n_tx_free == s->n_tx && s->no_flush)
+    if (s->n_pending == 0 && s->no_flush)
         return;
     pthread_mutex_lock(&s->tx_lock);
     int rc = spci_transport_flush(s->tp);
-    if (rc == -SPC_ENOTSUP && s->n_tx_free == s->n_tx)
+    if (rc == -SPC_ENOTSUP && s->n_pending == 0)
         s->no_flush = true;
     if (rc == -SPC_ENOTSUP) {
-        while (s->n_tx_free != s->n_tx) {
+        while (s->n_pending != 0) {
             int n = spci_transport_poll(s->tp);
             if (n < 0) {
                 rc = n;
                 break;
             }
-            if (n == 0 && s->n_tx_free != s->n_tx) {
+            if (n == 0 && s->n_pending != 0) {
                 struct timespec ts = {0, 50000};
                 nanosleep(&ts, NULL);
             }
         }
     }
     pthread_mutex_unlock(&s->tx_lock);
-    if (s->n_tx_free != s->n_tx) {
+    if (s->n_pending != 0) {
         int err = rc < 0 ? rc : -SPC_EPLUGIN;
         spci_log(SPC_LOG_ERROR, "%s: packets still pending after flush (%s); failing them",
                  s->tp->plugin->name, spc_strerror(err));
-        for (size_t i = 0; i < s->n_tx; i++)
+        size_t n_tx = (size_t)s->n_batches * BATCH_MAX_PACKETS;
+        for (size_t i = 0; i < n_tx; i++)
             if (s->tx[i].pending)
                 finish_packet(s, &s->tx[i], err);
         set_broken(s, err);
     }
 }
 
-/* Makes a tx record free when all are pending. */
-static void wait_tx(struct spc_stream *s)
+/* Makes batch b free (its packets completed, or failed by a broken transport). */
+static void wait_batch(struct spc_stream *s, struct batch *b)
 {
     pthread_mutex_lock(&s->tx_lock);
-    int n = spci_transport_poll(s->tp);
+    spci_transport_poll(s->tp);
     pthread_mutex_unlock(&s->tx_lock);
-    if (n <= 0 || s->n_tx_free == 0)
+    if (b->pending)
         drain_inflight(s);
 }
 
-static void send_batch(struct spc_stream *s, size_t n)
+/* Hands the n packets packed in b (bytes in all) to the transport. */
+static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t bytes)
 {
-    struct spc_tx_batch b;
-    spci_tx_batch_init(&b, s->batch, n);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += s->batch[i].size;
+    struct spc_tx_batch tb;
+    spci_tx_batch_init(&tb, b->pkts, n);
+    /* Counted before the call: an asynchronous transport may complete from inside it. */
+    b->pending = n;
+    s->n_pending += n;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_transport_send(s->tp, &b);
+    int rc = spci_transport_send(s->tp, &tb);
     pthread_mutex_unlock(&s->tx_lock);
     stat_add(&s->st_batches, 1);
     stat_add(&s->st_packets, n);
@@ -330,7 +378,7 @@ static void send_batch(struct spc_stream *s, size_t n)
         spci_log(SPC_LOG_ERROR, "%s: send failed: %s; failing every queued heap",
                  s->tp->plugin->name, spc_strerror(rc));
         for (size_t i = 0; i < n; i++) {
-            struct tx *t = s->batch[i].token;
+            struct tx *t = &b->tx[i];
             if (t->pending)
                 finish_packet(s, t, rc);
         }
@@ -338,8 +386,8 @@ static void send_batch(struct spc_stream *s, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        struct tx *t = s->batch[i].token;
-        int st = s->batch[i].status;
+        struct tx *t = &b->tx[i];
+        int st = b->pkts[i].status;
         if (!t->pending) /* already completed from inside send */
             continue;
         if (st == SPC_TX_PENDING) {
@@ -441,11 +489,24 @@ static struct slot *next_slot(struct spc_stream *s)
     }
 }
 
-/* Packs one batch (stopping early at a burst boundary) and sends it. */
+/* Packs one batch (stopping early where the rate limiter must wait) and sends it. */
 static void fill_and_send(struct spc_stream *s)
 {
-    size_t n = 0;
-    while (n < s->batch_max) {
+    if (s->hw && !spci_transport_hw_paced(s->tp)) {
+        /* The transport withdrew hardware pacing (during its last call): pace from now
+         * on, with no deficit for the time it paced. */
+        s->hw = false;
+        s->w_step = s->stream_step;
+        spci_rl_resume(&s->rl, now_ns(s));
+    }
+    struct batch *b = &s->batches[s->b_next];
+    if (b->pending)
+        wait_batch(s, b);
+    const size_t arena_end = s->arena_size - s->scratch_size;
+    size_t n = 0, used = 0;
+    uint64_t bytes = 0;
+#define ROOM() (n < BATCH_MAX_PACKETS && bytes < BATCH_MAX_BYTES && used <= arena_end)
+    while (ROOM()) {
         struct slot *h = next_slot(s);
         if (!h)
             break;
@@ -455,39 +516,51 @@ static void fill_and_send(struct spc_stream *s)
             set_produced(s, h);
             continue;
         }
-        if (spci_rate_step_limited(&h->step) && spci_rl_need_clock(&s->rl)) {
-            spci_fix wake;
-            if (spci_rl_gate(&s->rl, now_ns(s), &wake)) {
-                if (n > 0)
-                    break; /* send what is packed; the next call sleeps */
-                rl_sleep(s, wake);
-                continue;
-            }
-        }
-        if (s->n_tx_free == 0) {
-            if (n > 0)
-                break;
-            wait_tx(s);
-            continue;
-        }
-        struct tx *t = &s->tx[s->tx_free[--s->n_tx_free]];
-        spc_packetizer_next(&h->pz, t->scratch, &t->pkt);
-        t->slot = h;
-        t->pending = true;
-        h->inflight++;
-        s->batch[n] = (struct spc_tx_packet){.iov = t->pkt.iov, .n_iov = t->pkt.n_iov,
-                                             .substream = h->substream, .size = t->pkt.size,
-                                             .token = t, .status = SPC_TX_PENDING};
-        n++;
-        spci_rl_account(&s->rl, &h->step, t->pkt.size);
         struct group *g = &s->groups[h->group];
-        if (g->mode == SPC_GROUP_ROUND_ROBIN)
-            g->cursor = (g->cursor + 1) % g->n;
-        if (spc_packetizer_done(&h->pz))
-            set_produced(s, h);
+        const struct spci_rate_step *step = h->stream_rate ? &s->w_step : &h->step;
+        const bool limited = spci_rate_step_limited(step);
+        /* Packets of h while there is room: one for ROUND_ROBIN, else until it ends (so
+         * next_slot's ring arithmetic runs once per heap, not per packet). */
+        for (;;) {
+            if (limited && spci_rl_need_clock(&s->rl)) {
+                spci_fix wake;
+                if (spci_rl_gate(&s->rl, now_ns(s), &wake)) {
+                    if (n > 0)
+                        goto full; /* send what is packed; the next call sleeps */
+                    rl_sleep(s, wake);
+                    continue;
+                }
+            }
+            struct tx *t = &b->tx[n];
+            /* The packetizer writes only the scratch that iov[0] then covers. */
+            spc_packetizer_next(&h->pz, b->arena + used, &t->pkt);
+            used += (t->pkt.iov[0].iov_len + 7) & ~(size_t)7;
+            t->slot = h;
+            t->pending = true;
+            h->inflight++;
+            b->pkts[n] = (struct spc_tx_packet){.iov = t->pkt.iov, .n_iov = t->pkt.n_iov,
+                                                .substream = h->substream, .size = t->pkt.size,
+                                                .token = t, .status = SPC_TX_PENDING};
+            n++;
+            bytes += t->pkt.size;
+            if (limited)
+                spci_rl_account(&s->rl, step, t->pkt.size);
+            if (g->mode == SPC_GROUP_ROUND_ROBIN)
+                g->cursor = (g->cursor + 1) % g->n;
+            if (spc_packetizer_done(&h->pz)) {
+                set_produced(s, h);
+                break;
+            }
+            if (g->mode == SPC_GROUP_ROUND_ROBIN || !ROOM())
+                break;
+        }
     }
-    if (n > 0)
-        send_batch(s, n);
+#undef ROOM
+full:
+    if (n > 0) {
+        send_batch(s, b, n, bytes);
+        s->b_next = (s->b_next + 1) % s->n_batches;
+    }
 }
 
 static void cq_push(struct spc_stream *s, void *user, int status, uint64_t bytes)
@@ -621,6 +694,16 @@ static void *writer_main(void *arg)
 
 static void stream_free(struct spc_stream *s)
 {
+    while (s->mem) {
+        struct spc_stream_memory *m = s->mem;
+        s->mem = m->next;
+        int rc = s->tp->caps & SPC_TRANSPORT_CAP_MEMREG
+                     ? spci_transport_deregister_memory(s->tp, m->handle) : 0;
+        if (rc != 0)
+            spci_log(SPC_LOG_WARNING, "%s: deregistering memory at %p at close failed: %s",
+                     s->tp->plugin->name, (void *)m->start, spc_strerror(rc));
+        free(m);
+    }
     if (s->tp)
         spci_transport_close(s->tp);
     if (s->efd >= 0)
@@ -635,37 +718,38 @@ static void stream_free(struct spc_stream *s)
     free(s->groups);
     free(s->done_buf);
     free(s->tx);
-    free(s->tx_free);
-    free(s->batch);
-    free(s->scratch);
+    free(s->pkts);
+    free(s->arena);
     free(s->cq);
     free(s);
 }
 
 static int alloc_arrays(struct spc_stream *s)
 {
-    size_t scratch = spc_packet_scratch_size(s->cfg.max_packet_size);
-    size_t per_batch = BATCH_SCRATCH_BUDGET / scratch;
-    s->batch_max = per_batch < 1 ? 1 : per_batch > BATCH_MAX ? BATCH_MAX : per_batch;
+    /* max_packet_size <= 16 MiB (config bounds): no overflow below. */
+    s->scratch_size = spc_packet_scratch_size(s->cfg.max_packet_size);
+    s->arena_size = s->scratch_size + (size_t)BATCH_MAX_PACKETS * BATCH_ARENA_PER_PACKET;
     /* An asynchronous transport holds one batch while the next is packed. */
-    s->n_tx = s->async ? 2 * s->batch_max : s->batch_max;
+    s->n_batches = s->async ? 2 : 1;
+    size_t n_tx = (size_t)s->n_batches * BATCH_MAX_PACKETS;
     if (s->cap > SIZE_MAX / sizeof(struct slot))
         return -ENOMEM;
     s->slots = calloc(s->cap, sizeof *s->slots);
     s->groups = calloc(s->cap, sizeof *s->groups);
     s->done_buf = calloc(s->cap, sizeof *s->done_buf);
-    s->tx = calloc(s->n_tx, sizeof *s->tx);
-    s->tx_free = calloc(s->n_tx, sizeof *s->tx_free);
-    s->batch = calloc(s->batch_max, sizeof *s->batch);
-    s->scratch = malloc(s->n_tx * scratch);
-    if (!s->slots || !s->groups || !s->done_buf || !s->tx || !s->tx_free || !s->batch ||
-        !s->scratch)
+    s->tx = calloc(n_tx, sizeof *s->tx);
+    s->pkts = calloc(n_tx, sizeof *s->pkts);
+    s->arena = malloc(s->n_batches * s->arena_size);
+    if (!s->slots || !s->groups || !s->done_buf || !s->tx || !s->pkts || !s->arena)
         return -ENOMEM;
-    for (size_t i = 0; i < s->n_tx; i++) {
-        s->tx[i].scratch = s->scratch + i * scratch;
-        s->tx_free[i] = (uint32_t)(s->n_tx - 1 - i);
+    for (unsigned k = 0; k < s->n_batches; k++) {
+        struct batch *b = &s->batches[k];
+        b->tx = s->tx + (size_t)k * BATCH_MAX_PACKETS;
+        b->pkts = s->pkts + (size_t)k * BATCH_MAX_PACKETS;
+        b->arena = s->arena + k * s->arena_size;
+        for (size_t i = 0; i < BATCH_MAX_PACKETS; i++)
+            b->tx[i].batch = b;
     }
-    s->n_tx_free = s->n_tx;
     if (s->cq_on) {
         s->cq_cap = s->cap < 16 ? 16 : s->cap;
         if (!(s->cq = calloc(s->cq_cap, sizeof *s->cq)))
@@ -726,11 +810,16 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
     }
     s->n_sub = s->tp->n_substreams;
     s->async = (s->tp->caps & SPC_TRANSPORT_CAP_ASYNC) != 0;
-    bool hw = sc->rate_method == SPC_RATE_METHOD_HW && (s->tp->caps & SPC_TRANSPORT_CAP_HW_RATE);
-    if (sc->rate_method == SPC_RATE_METHOD_HW && !hw && sc->rate > 0)
-        spci_log(SPC_LOG_WARNING, "%s cannot pace in hardware; using the software rate limiter",
-                 s->tp->plugin->name);
-    rc = spci_rate_step(hw ? 0.0 : sc->rate, sc->burst_rate_ratio, &s->stream_step);
+    /* Hardware pacing only where asked for and the transport reported at open that it
+     * paces (it may withdraw that later: see fill_and_send). */
+    bool want_hw = sc->rate_method == SPC_RATE_METHOD_HW && sc->rate > 0;
+    s->hw = want_hw && spci_transport_hw_paced(s->tp);
+    if (want_hw && !s->hw)
+        spci_log(SPC_LOG_WARNING, "%s cannot pace this stream in hardware; using the software "
+                 "rate limiter", s->tp->plugin->name);
+    rc = spci_rate_step(sc->rate, sc->burst_rate_ratio, &s->stream_step);
+    if (!s->hw)
+        s->w_step = s->stream_step;
     if (rc == 0)
         rc = alloc_arrays(s);
     if (rc == 0 && s->cq_on) {
@@ -875,10 +964,13 @@ static int check_ref(const struct spc_stream *s, const struct spc_heap_ref *r)
     return spc_heap_validate(r->heap, r->cnt == SPC_CNT_AUTO ? 0 : r->cnt, s->mps);
 }
 
-static void ref_step(const struct spc_stream *s, double rate, struct spci_rate_step *out)
+/* The pacing of a heap sent at rate (negative = the stream's). */
+static void ref_step(const struct spc_stream *s, double rate, bool *stream_rate,
+                     struct spci_rate_step *out)
 {
+    *stream_rate = rate < 0;
     if (rate < 0)
-        *out = s->stream_step;
+        *out = (struct spci_rate_step){0}; /* unused: the writer's w_step applies */
     else
         spci_rate_step(rate, s->cfg.burst_rate_ratio, out); /* rate finite: cannot fail */
 }
@@ -949,13 +1041,14 @@ static int publish(struct spc_stream *s, const struct source *src, size_t n,
             h->heap = p->heap;
             cnt = p->cnt;
             h->substream = p->substream;
+            h->stream_rate = p->stream_rate;
             h->step = p->step;
         } else {
             const struct spc_heap_ref *r = &src->refs[i];
             h->heap = r->heap;
             cnt = r->cnt;
             h->substream = r->substream;
-            ref_step(s, r->rate, &h->step);
+            ref_step(s, r->rate, &h->stream_rate, &h->step);
         }
         if (cnt == SPC_CNT_AUTO) {
             cnt = s->cnt_next & s->cnt_mask;
@@ -1090,7 +1183,7 @@ int spc_heap_list_create(struct spc_heap_list **out, struct spc_stream *s,
         p->heap = r->heap;
         p->cnt = r->cnt;
         p->substream = r->substream;
-        ref_step(s, r->rate, &p->step);
+        ref_step(s, r->rate, &p->stream_rate, &p->step);
         p->n_items = spc_heap_n_items(r->heap);
         p->payload = spc_heap_payload_size(r->heap);
         p->repeat = spc_heap_repeat_pointers(r->heap);
@@ -1183,6 +1276,92 @@ int spc_stream_drain(struct spc_stream *s, struct spc_stream_completion *out, si
     }
     pthread_mutex_unlock(&s->cq_lock);
     return (int)m;
+}
+
+/* ================================================================ registered memory */
+
+int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
+                               struct spc_stream_memory **out)
+{
+    if (!s || !addr || !len || !out || (uintptr_t)addr > UINTPTR_MAX - len)
+        return -EINVAL;
+    struct spc_stream_memory *m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    m->start = (uintptr_t)addr;
+    m->end = m->start + len;
+    if (s->tp->caps & SPC_TRANSPORT_CAP_MEMREG) {
+        pthread_mutex_lock(&s->tx_lock);
+        int rc = spci_transport_register_memory(s->tp, addr, len, &m->handle);
+        pthread_mutex_unlock(&s->tx_lock);
+        if (rc != 0) {
+            free(m);
+            return rc > 0 ? -SPC_EPLUGIN : rc;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    m->next = s->mem;
+    s->mem = m;
+    pthread_mutex_unlock(&s->lock);
+    *out = m;
+    return 0;
+}
+
+/* An accepted heap that has not completed and references memory in m, or NULL. Under
+ * lock: the slots in [q_free, q_alloc) and their heaps do not change while it is held. */
+static const struct slot *memory_user(const struct spc_stream *s, const struct spc_stream_memory *m)
+{
+    for (uint64_t q = s->q_free; q != s->q_alloc; q++) {
+        const struct slot *h = &s->slots[q % s->cap];
+        const struct spc_heap *heap = h->heap;
+        for (size_t i = 0; i < heap->n_items; i++) {
+            const struct spci_item *it = &heap->items[i];
+            uintptr_t a = (uintptr_t)it->data;
+            if (it->data && it->len && a < m->end && a + it->len > m->start)
+                return h;
+        }
+    }
+    return NULL;
+}
+
+int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory *mem)
+{
+    if (!s || !mem)
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    struct spc_stream_memory **pp = &s->mem;
+    while (*pp && *pp != mem)
+        pp = &(*pp)->next;
+    if (!*pp) {
+        pthread_mutex_unlock(&s->lock);
+        return -EINVAL;
+    }
+    const struct slot *user = memory_user(s, mem);
+    if (user) {
+        /* cnt is set by the sender that queued the slot, under lock. */
+        spci_transport_set_error(s->tp, "memory at %p (%zu bytes) is still referenced by heap "
+                                 "cnt %llu, not yet completed: deregister it after the "
+                                 "heaps using it have completed",
+                                 (void *)mem->start, (size_t)(mem->end - mem->start),
+                                 (unsigned long long)user->cnt);
+        pthread_mutex_unlock(&s->lock);
+        return -EBUSY;
+    }
+    int rc = 0;
+    if (s->tp->caps & SPC_TRANSPORT_CAP_MEMREG) {
+        /* Under lock too: no heap using the range can be queued until it is gone. */
+        pthread_mutex_lock(&s->tx_lock);
+        rc = spci_transport_deregister_memory(s->tp, mem->handle);
+        pthread_mutex_unlock(&s->tx_lock);
+        if (rc > 0)
+            rc = -SPC_EPLUGIN;
+    }
+    if (rc == 0)
+        *pp = mem->next;
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0)
+        free(mem);
+    return rc;
 }
 
 /* ================================================================ bytes transport */

@@ -100,6 +100,27 @@ static void svc_complete(struct spc_transport *t, void *token, int status)
                  t && t->desc ? t->desc->name : "transport");
 }
 
+static void svc_set_hw_paced(struct spc_transport *t, bool hw_paced)
+{
+    struct spci_transport *c = core_of(t);
+    if (!c)
+        return;
+    if (!c->opened) {
+        if (hw_paced && !(c->caps & SPC_TRANSPORT_CAP_HW_RATE)) {
+            spci_log(SPC_LOG_ERROR, "%s: reported hardware pacing without the hw-rate "
+                     "capability: ignored", c->plugin->name);
+            return;
+        }
+        atomic_store_explicit(&c->hw_paced, hw_paced, memory_order_relaxed);
+    } else if (!hw_paced) {
+        if (atomic_exchange_explicit(&c->hw_paced, false, memory_order_relaxed))
+            spci_log(SPC_LOG_WARNING, "%s: hardware pacing lost; the software rate limiter "
+                     "paces the stream from now on", c->plugin->name);
+    } else {
+        spci_log(SPC_LOG_ERROR, "%s: set_hw_paced(true) after open ignored", c->plugin->name);
+    }
+}
+
 const struct spc_core_services spci_core_services = {
     .struct_size = sizeof(struct spc_core_services),
     .abi_minor = SPC_TRANSPORT_ABI_MINOR,
@@ -125,6 +146,8 @@ const struct spc_core_services spci_core_services = {
     .inproc_queue_release = spc_inproc_queue_release,
     .inproc_queue_pushv = spc_inproc_queue_pushv,
     .inproc_queue_stop = spc_inproc_queue_stop,
+    /* ABI minor 2 */
+    .set_hw_paced = svc_set_hw_paced,
 };
 
 /* ------------------------------------------------------------ instances */
@@ -202,6 +225,7 @@ int spci_transport_open(struct spci_transport **out, const struct spc_config *cf
         return -SPC_EPLUGIN;
     }
     t->n_substreams = n;
+    t->opened = true;
     *out = t;
     return 0;
 }

@@ -7,6 +7,8 @@
 #define SPC_TRANSPORT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +75,8 @@ struct spci_transport {
     spci_complete_fn on_complete;
     void *ctx;
     struct spci_options *options;
+    bool opened;                         /* open returned 0 (set by the opener) */
+    _Atomic bool hw_paced;               /* svc->set_hw_paced: the transport paces */
     pthread_mutex_t err_lock;            /* set_error may come from plugin threads */
     char last_error[512];
 };
@@ -108,6 +112,22 @@ static inline int spci_transport_send(struct spci_transport *t, struct spc_tx_ba
 static inline int spci_transport_flush(struct spci_transport *t) { return t->ops->flush(t->obj); }
 static inline int spci_transport_poll(struct spci_transport *t) { return t->ops->poll(t->obj); }
 static inline int spci_transport_get_fd(struct spci_transport *t) { return t->ops->get_fd(t->obj); }
+static inline int spci_transport_register_memory(struct spci_transport *t, void *addr, size_t len,
+                                                 void **handle)
+{
+    return t->ops->register_memory(t->obj, addr, len, handle);
+}
+static inline int spci_transport_deregister_memory(struct spci_transport *t, void *handle)
+{
+    return t->ops->deregister_memory(t->obj, handle);
+}
+
+/* Whether the transport paces the stream in hardware (svc->set_hw_paced): as open left
+ * it, until the transport withdraws it. Any thread. */
+static inline bool spci_transport_hw_paced(const struct spci_transport *t)
+{
+    return atomic_load_explicit(&t->hw_paced, memory_order_relaxed);
+}
 
 /* Copies the last error text (thread-safe; "" when none). */
 void spci_transport_error(struct spci_transport *t, char *buf, size_t len);

@@ -29,10 +29,11 @@
  * transport dead: every later send returns that error.
  *
  * Pacing: with rate_method "hw" and a rate, the queue pair is rate limited with
- * ibv_modify_qp_rate_limit when the device paces raw packet queue pairs at that rate.
- * Otherwise (the descriptor claims SPC_TRANSPORT_CAP_HW_RATE, so the core's limiter
- * stands down for "hw") the plugin paces in software itself: a virtual-scheduling
- * limiter allowing burst_size bytes back to back at the stream's rate.
+ * ibv_modify_qp_rate_limit when the device paces raw packet queue pairs at that rate, and
+ * open reports it with svc->set_hw_paced(true), so the core's software limiter stands
+ * down. Otherwise the core paces (the default). Should a replacement queue pair refuse
+ * the rate, hardware pacing is withdrawn (set_hw_paced(false)) and the core paces from
+ * then on. The plugin never paces in software itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,7 +51,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -133,14 +133,8 @@ struct ibvp {
     int dead;             /* 0, or the error every send now returns */
     uint16_t ip_id;
 
-    bool hw_rate;         /* the queue pair is rate limited */
+    bool hw_rate;         /* the queue pair is rate limited (and the core was told so) */
     struct ibv_qp_rate_limit_attr rl;
-    bool sw_rate;         /* the plugin paces (hardware pacing was asked for but is unavailable) */
-    double rate;          /* the stream's rate, bytes/s, when hw_rate or sw_rate */
-    size_t burst;
-    double ns_per_byte;
-    double tolerance_ns;  /* burst_size bytes at the rate */
-    double tat;           /* theoretical time the next byte is due, ns */
 
     struct ibvp_region *regions;
     struct ibvp_region *mru;
@@ -273,13 +267,6 @@ static void put16(uint8_t *p, uint16_t v)
 static uint64_t now_ns(const struct ibvp *p)
 {
     return p->base.svc->clock_ns();
-}
-
-static void sleep_until_ns(uint64_t t)
-{
-    struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
 }
 
 static int errno_or(int fallback)
@@ -431,15 +418,27 @@ static int apply_rate_limit(struct ibvp *p)
     return rc;
 }
 
-static void enable_sw_rate(struct ibvp *p, const char *why)
+/* Whether the core can be told who paces (svc->set_hw_paced, transport ABI minor 2). */
+static bool core_takes_pacing(const struct ibvp *p)
+{
+    return SPC_HAS_FIELD(p->base.svc, struct spc_core_services, set_hw_paced) &&
+           p->base.svc->set_hw_paced;
+}
+
+/* A replacement queue pair refused the rate: the core paces from now on. */
+static void withdraw_hw_rate(struct ibvp *p, const char *why)
 {
     p->hw_rate = false;
-    p->sw_rate = true;
-    p->ns_per_byte = 1e9 / p->rate;
-    p->tolerance_ns = (double)p->burst * p->ns_per_byte;
-    p->tat = 0;
-    p->base.svc->log(&p->base, SPC_LOG_WARNING,
-                     "%s cannot pace this stream in hardware (%s); pacing in software", p->dev_name, why);
+    if (core_takes_pacing(p)) {
+        p->base.svc->log(&p->base, SPC_LOG_WARNING, "%s stopped pacing this stream in "
+                         "hardware (%s); the core paces it in software", p->dev_name, why);
+        p->base.svc->set_hw_paced(&p->base, false);
+    } else {
+        p->base.svc->log(&p->base, SPC_LOG_ERROR, "%s stopped pacing this stream in hardware "
+                         "(%s), and the core (transport ABI minor %u) cannot take over: the "
+                         "stream is no longer paced", p->dev_name, why,
+                         (unsigned)p->base.svc->abi_minor);
+    }
 }
 
 /* Creates the queue pair and brings it to ready-to-send. */
@@ -491,7 +490,7 @@ static int qp_create(struct ibvp *p)
         if (rc != 0) {
             char why[128];
             snprintf(why, sizeof why, "rate limit refused on the new queue pair: %s", strerror(rc));
-            enable_sw_rate(p, why);
+            withdraw_hw_rate(p, why);
         }
     }
     return 0;
@@ -737,20 +736,6 @@ static int post_chain(struct ibvp *p)
     return 0;
 }
 
-/* Software pacing (only when hardware pacing was asked for and is unavailable). */
-static void pace(struct ibvp *p, size_t bytes)
-{
-    double now = (double)now_ns(p);
-    if (p->tat < now)
-        p->tat = now;
-    double due = p->tat - p->tolerance_ns;
-    if (due > now) {
-        post_chain(p); /* what is ready leaves before the wait */
-        sleep_until_ns((uint64_t)ceil(due));
-    }
-    p->tat += (double)bytes * p->ns_per_byte;
-}
-
 static const struct ibvp_region *region_of(struct ibvp *p, const void *addr, size_t len)
 {
     uintptr_t a = (uintptr_t)addr;
@@ -862,8 +847,6 @@ static int ibvp_send(struct spc_transport *t, struct spc_tx_batch *b)
                               pkt->size, p->max_payload);
             continue;
         }
-        if (p->sw_rate)
-            pace(p, pkt->size);
         while (!p->dead && p->n_inflight + p->chain_len == p->n_slots) {
             post_chain(p);
             if (p->n_inflight && (rc = wait_progress(p)) < 0)
@@ -1038,16 +1021,17 @@ static int parse_ipv4(struct ibvp *p, const char *what, const char *host, uint8_
     return 0;
 }
 
-/* Chooses hardware pacing or the plugin's software fallback; needs p->qp. */
-static void setup_pacing(struct ibvp *p, const struct spc_transport_params *params,
-                         const struct ibv_device_attr_ex *da)
+/* Rate limits the queue pair when the stream asks for hardware pacing and the device can
+ * do it, and tells the core; otherwise the core paces. Needs p->qp. Returns 0, or
+ * -SPC_ENOTSUP where the device cannot pace and a core older than ABI minor 2 would not
+ * pace either (it takes the hw-rate capability as a promise). */
+static int setup_pacing(struct ibvp *p, const struct spc_transport_params *params,
+                        const struct ibv_device_attr_ex *da)
 {
     if (params->rate_method != SPC_RATE_METHOD_HW || !(params->rate > 0))
-        return; /* the core paces (or nothing does) */
+        return 0; /* the core paces (or nothing does) */
     const struct ibv_packet_pacing_caps *pc = &da->packet_pacing_caps;
     char why[160];
-    p->rate = params->rate;
-    p->burst = params->burst_size;
     size_t frame = p->max_payload + HDR;
     /* The device counts whole frames; the stream's rate counts SPEAD packet bytes. */
     double kbps = params->rate * 8.0 / 1000.0 * (double)frame / (double)p->max_payload;
@@ -1063,13 +1047,24 @@ static void setup_pacing(struct ibvp *p, const struct spc_transport_params *para
         int rc = apply_rate_limit(p);
         if (rc == 0) {
             p->hw_rate = true;
+            if (core_takes_pacing(p))
+                p->base.svc->set_hw_paced(&p->base, true);
             p->base.svc->log(&p->base, SPC_LOG_INFO, "%s paces the stream in hardware at %u kb/s",
                              p->dev_name, (unsigned)p->rl.rate_limit);
-            return;
+            return 0;
         }
         snprintf(why, sizeof why, "setting the rate limit failed: %s", strerror(rc));
     }
-    enable_sw_rate(p, why);
+    if (!core_takes_pacing(p)) {
+        p->base.svc->set_error(&p->base, "%s cannot pace this stream in hardware (%s), and the "
+                               "core (transport ABI minor %u) cannot pace it in software for "
+                               "this transport: minor 2 or later is needed", p->dev_name, why,
+                               (unsigned)p->base.svc->abi_minor);
+        return -SPC_ENOTSUP;
+    }
+    p->base.svc->log(&p->base, SPC_LOG_WARNING, "%s cannot pace this stream in hardware (%s)",
+                     p->dev_name, why);
+    return 0;
 }
 
 static int alloc_slots(struct ibvp *p, const struct ibvp_options *o, const struct ibv_device_attr_ex *da)
@@ -1193,8 +1188,7 @@ static int open_verbs(struct ibvp *p, const struct ibvp_options *o,
     }
     if ((rc = qp_create(p)) < 0)
         return rc;
-    setup_pacing(p, params, &da);
-    return 0;
+    return setup_pacing(p, params, &da);
 }
 
 static int ibvp_open(struct spc_transport *t, const void *options,

@@ -3,7 +3,9 @@
  * every packet (time, heap cnt, offset, substream, size, batch), can copy the bytes,
  * hold send until released, fail chosen heaps' packets, return an error from send, and
  * complete asynchronously (checking that a pending packet's memory is left untouched
- * until its completion). */
+ * until its completion). It records memory registrations (refusing an unknown handle,
+ * and counting calls made while a send runs), and with the "hw_pace" option paces in
+ * "hardware" when asked to (it reports so at open; it can withdraw that in a send). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,10 @@
 struct sf_opts {
     uint64_t control;
     uint64_t substreams;
+    bool hw_pace;
 };
+
+#define SF_MAX_REGIONS 16
 
 struct sf_pending {
     void *token;
@@ -32,6 +37,12 @@ struct sf {
     size_t mps;
     struct sf_pending *pend;
     size_t n_pend, cap_pend;
+    bool in_send;
+    struct sf_region {
+        void *addr;
+        size_t len;
+        bool live;
+    } regions[SF_MAX_REGIONS];
 };
 
 static const struct spc_option sf_options[] = {
@@ -42,6 +53,9 @@ static const struct spc_option sf_options[] = {
      .offset = offsetof(struct sf_opts, substreams),
      .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = 1, .min.u = 1, .max.u = 16,
      .help = "number of substreams"},
+    {SPC_OPTION_INIT, .name = "hw_pace", .type = SPC_OPT_BOOL,
+     .offset = offsetof(struct sf_opts, hw_pace), .flags = SPC_OPT_DEFAULT, .def.b = false,
+     .help = "pace in \"hardware\" when rate_method hw asks for it"},
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h)
@@ -72,8 +86,14 @@ static int sf_open(struct spc_transport *t, const void *options, const struct sp
     if (!(f->pkt = malloc(f->mps)))
         return -ENOMEM;
     t->n_substreams = (uint32_t)o->substreams;
+    bool hw = o->hw_pace && p->rate_method == SPC_RATE_METHOD_HW && p->rate > 0;
+    if (hw)
+        t->svc->set_hw_paced(t, true);
     pthread_mutex_lock(&f->c->lock);
     f->c->n_substreams = t->n_substreams;
+    f->c->rate_method = p->rate_method;
+    f->c->rate = p->rate;
+    f->c->hw_paced = hw;
     f->c->opened++;
     pthread_mutex_unlock(&f->c->lock);
     return 0;
@@ -127,24 +147,35 @@ static int sf_send(struct spc_transport *t, struct spc_tx_batch *b)
     pthread_mutex_lock(&c->lock);
     uint32_t batch = (uint32_t)c->n_batches++;
     c->sends_entered++;
+    f->in_send = true;
     pthread_cond_broadcast(&c->cv);
     while (c->hold)
         pthread_cond_wait(&c->cv, &c->lock);
     if (c->send_rc) {
         int rc = c->send_rc;
+        f->in_send = false;
         pthread_mutex_unlock(&c->lock);
         return rc;
     }
     if (b->n_packets > c->max_batch)
         c->max_batch = b->n_packets;
     bool async = c->async;
+    bool withdraw = c->withdraw_hw && c->hw_paced;
+    if (withdraw)
+        c->withdraw_hw = c->hw_paced = false;
     pthread_mutex_unlock(&c->lock);
+    if (withdraw)
+        t->svc->set_hw_paced(t, false);
 
     if (async && f->n_pend + b->n_packets > f->cap_pend) {
         size_t cap = (f->n_pend + b->n_packets) * 2;
         struct sf_pending *np = realloc(f->pend, cap * sizeof *np);
-        if (!np)
+        if (!np) {
+            pthread_mutex_lock(&c->lock);
+            f->in_send = false;
+            pthread_mutex_unlock(&c->lock);
             return -ENOMEM;
+        }
         f->pend = np;
         f->cap_pend = cap;
     }
@@ -187,6 +218,9 @@ static int sf_send(struct spc_transport *t, struct spc_tx_batch *b)
             p->status = st;
         }
     }
+    pthread_mutex_lock(&c->lock);
+    f->in_send = false;
+    pthread_mutex_unlock(&c->lock);
     return 0;
 }
 
@@ -201,9 +235,56 @@ static int sf_flush(struct spc_transport *t)
     return 0;
 }
 
+static int sf_register_memory(struct spc_transport *t, void *addr, size_t len, void **handle)
+{
+    struct sf *f = spc_container_of(t, struct sf, base);
+    struct sf_control *c = f->c;
+    pthread_mutex_lock(&c->lock);
+    c->reg_calls++;
+    c->memreg_in_send += f->in_send;
+    int rc = c->reg_rc;
+    struct sf_region *r = NULL;
+    for (size_t i = 0; rc == 0 && i < SF_MAX_REGIONS && !r; i++)
+        if (!f->regions[i].live)
+            r = &f->regions[i];
+    if (rc == 0 && !r)
+        rc = -ENOSPC;
+    if (rc == 0) {
+        *r = (struct sf_region){addr, len, true};
+        *handle = r;
+        c->n_regions++;
+        c->last_reg_addr = addr;
+        c->last_reg_len = len;
+    } else {
+        t->svc->set_error(t, "streamfake: registering %zu bytes failed", len);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+static int sf_deregister_memory(struct spc_transport *t, void *handle)
+{
+    struct sf *f = spc_container_of(t, struct sf, base);
+    struct sf_control *c = f->c;
+    struct sf_region *r = handle;
+    pthread_mutex_lock(&c->lock);
+    c->dereg_calls++;
+    c->memreg_in_send += f->in_send;
+    int rc = c->dereg_rc;
+    if (rc == 0 && (r < f->regions || r >= f->regions + SF_MAX_REGIONS || !r->live))
+        rc = -EINVAL; /* not a handle this transport gave out */
+    if (rc == 0) {
+        r->live = false;
+        c->n_regions--;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 static const struct spc_transport_ops sf_ops = {
     SPC_TRANSPORT_OPS_INIT, .open = sf_open, .close = sf_close, .send = sf_send,
-    .flush = sf_flush, .poll = sf_poll,
+    .flush = sf_flush, .poll = sf_poll, .register_memory = sf_register_memory,
+    .deregister_memory = sf_deregister_memory,
 };
 
 static const struct spc_transport_descriptor sf_desc = {
@@ -211,7 +292,8 @@ static const struct spc_transport_descriptor sf_desc = {
     .name = "streamfake",
     .version = "1.0",
     .description = "test transport for the stream suites (recording, faults, async)",
-    .caps = SPC_TRANSPORT_CAP_ASYNC | SPC_TRANSPORT_CAP_RELIABLE,
+    .caps = SPC_TRANSPORT_CAP_ASYNC | SPC_TRANSPORT_CAP_RELIABLE | SPC_TRANSPORT_CAP_MEMREG |
+            SPC_TRANSPORT_CAP_HW_RATE,
     .options = sf_options,
     .n_options = sizeof sf_options / sizeof sf_options[0],
     .options_size = sizeof(struct sf_opts),

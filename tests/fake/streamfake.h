@@ -40,6 +40,9 @@ struct sf_control {
     void (*on_packet)(void *user, size_t size); /* called per packet sent, e.g. to
                                                    advance a fake clock (link time) */
     void *user;
+    int reg_rc;             /* nonzero: register_memory fails with it */
+    int dereg_rc;           /* nonzero: deregister_memory fails with it */
+    bool withdraw_hw;       /* the next send withdraws hardware pacing (set_hw_paced false) */
 
     /* [fake] recording */
     struct sf_packet *rec;  /* [test] array of rec_cap entries (may be NULL) */
@@ -56,6 +59,14 @@ struct sf_control {
     size_t corrupt;         /* async: packets whose bytes changed before completion */
     size_t opened, closed;
     uint32_t n_substreams;  /* [fake] from the "substreams" option */
+    uint32_t rate_method;   /* the open params */
+    double rate;
+    bool hw_paced;          /* open reported hardware pacing ("hw_pace" option) */
+    size_t reg_calls, dereg_calls;
+    size_t n_regions;       /* registered now */
+    void *last_reg_addr;    /* of the last successful register_memory */
+    size_t last_reg_len;
+    size_t memreg_in_send;  /* register/deregister calls made while a send ran (must stay 0) */
 };
 
 static inline void sf_control_init(struct sf_control *c)

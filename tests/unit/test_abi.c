@@ -100,7 +100,8 @@
     SPC_ABI_OFFSET(spc_core_services, inproc_queue_release, 152);
     SPC_ABI_OFFSET(spc_core_services, inproc_queue_pushv, 160);
     SPC_ABI_OFFSET(spc_core_services, inproc_queue_stop, 168);
-    SPC_ABI_SIZE(spc_core_services, 176);
+    SPC_ABI_OFFSET(spc_core_services, set_hw_paced, 176); /* ABI minor 2 */
+    SPC_ABI_SIZE(spc_core_services, 184);
     SPC_ABI_OFFSET(spc_transport_descriptor, struct_size, 0);
     SPC_ABI_OFFSET(spc_transport_descriptor, abi_major, 4);
     SPC_ABI_OFFSET(spc_transport_descriptor, abi_minor, 8);
@@ -160,6 +161,11 @@ Test(abi, has_field)
                                                  sizeof(void *)};
     cr_expect(SPC_HAS_FIELD(&s, struct spc_core_services, decoded_heap_free));
     cr_expect(!SPC_HAS_FIELD(&s, struct spc_core_services, frame_write));
+    /* A minor-1 core's table ends before set_hw_paced. */
+    s.struct_size = offsetof(struct spc_core_services, inproc_queue_stop) + sizeof(void *);
+    cr_expect(SPC_HAS_FIELD(&s, struct spc_core_services, inproc_queue_stop));
+    cr_expect(!SPC_HAS_FIELD(&s, struct spc_core_services, set_hw_paced));
+    cr_expect_geq(SPC_TRANSPORT_ABI_MINOR, 2);
 }
 
 Test(abi, gather)

@@ -67,8 +67,9 @@ static struct spc_stream_config cfg_default(void)
     return SPC_STREAM_CONFIG_DEFAULT;
 }
 
-static int open_fake_rc(struct fake *f, const struct spc_stream_config *sc, unsigned substreams,
-                        const struct spc_stream_options *o)
+/* hw_pace: the fake paces in "hardware" when rate_method hw asks (svc->set_hw_paced). */
+static int open_fake_ex(struct fake *f, const struct spc_stream_config *sc, unsigned substreams,
+                        const struct spc_stream_options *o, bool hw_pace)
 {
     sf_control_init(&f->c);
     f->rec = calloc(REC_CAP, sizeof *f->rec);
@@ -82,9 +83,16 @@ static int open_fake_rc(struct fake *f, const struct spc_stream_config *sc, unsi
     cr_assert_eq(spc_config_set_uint(cfg, "control", (uint64_t)(uintptr_t)&f->c, err, sizeof err), 0,
                  "%s", err);
     cr_assert_eq(spc_config_set_uint(cfg, "substreams", substreams, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(spc_config_set_bool(cfg, "hw_pace", hw_pace, err, sizeof err), 0, "%s", err);
     rc = spc_stream_open(&f->s, cfg, o, err, sizeof err);
     spc_config_free(cfg);
     return rc;
+}
+
+static int open_fake_rc(struct fake *f, const struct spc_stream_config *sc, unsigned substreams,
+                        const struct spc_stream_options *o)
+{
+    return open_fake_ex(f, sc, substreams, o, false);
 }
 
 static void open_fake(struct fake *f, const struct spc_stream_config *sc, unsigned substreams,
@@ -323,29 +331,111 @@ Test(stream, completion_order_sync_transport) { completion_order(false, false); 
 Test(stream, completion_order_async_transport) { completion_order(true, false); }
 Test(stream, completion_order_async_reverse) { completion_order(true, true); }
 
-Test(stream, batches_span_heaps_and_stay_within_64)
+/* Batch limits of the writer (stream.c): 1024 packets or 1 MiB, whichever first. */
+#define BATCH_PACKETS 1024
+#define BATCH_BYTES (1u << 20)
+
+Test(stream, batches_span_heaps_up_to_1024_packets)
 {
     struct fake f;
     struct spc_stream_config sc = cfg_default();
-    sc.max_heaps = 200;
+    sc.max_heaps = 2500;
     open_fake(&f, &sc, 1, NULL);
     fake_set_hold(&f, true);
     struct spc_heap *h = mk_heap(100); /* one packet each */
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < 2500; i++)
         cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, NULL), 0);
     fake_wait_sends(&f, 1);
     fake_set_hold(&f, false);
     cr_assert_eq(spc_stream_flush(f.s), 0);
-    cr_assert_eq(f.c.n_rec, 200);
-    cr_assert_eq(f.c.max_batch, 64);
-    /* Batch 1 (taken after the hold) holds 64 different heaps. */
+    cr_assert_eq(f.c.n_rec, 2500);
+    cr_assert_eq(f.c.max_batch, BATCH_PACKETS);
+    /* Batch 1 (taken after the hold) holds 1024 different heaps. */
     size_t in_batch1 = 0;
     for (size_t i = 0; i < f.c.n_rec; i++)
         in_batch1 += f.rec[i].batch == 1;
-    cr_assert_eq(in_batch1, 64);
+    cr_assert_eq(in_batch1, BATCH_PACKETS);
     close_fake(&f);
     spc_heap_destroy(h);
 }
+
+Test(stream, batches_end_once_they_hold_1_mib)
+{
+    struct fake f;
+    struct spc_stream_config sc = cfg_default();
+    sc.max_packet_size = 8972;
+    open_fake(&f, &sc, 1, NULL);
+    struct spc_heap *h = mk_heap(sizeof pattern);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    /* Sum the bytes of each batch: every batch but the last of the run ends at the first
+     * packet that takes it to 1 MiB or beyond. */
+    uint64_t sum[64] = {0};
+    size_t n_batches = f.c.n_batches;
+    cr_assert_lt(n_batches, 64);
+    for (size_t i = 0; i < f.c.n_rec; i++)
+        sum[f.rec[i].batch] += f.rec[i].size;
+    size_t full = 0;
+    for (size_t b = 0; b < n_batches; b++) {
+        cr_assert_lt(sum[b], BATCH_BYTES + 8968, "batch %zu: %" PRIu64 " bytes", b, sum[b]);
+        full += sum[b] >= BATCH_BYTES;
+    }
+    cr_assert_geq(full, 2, "%zu batches of 1 MiB", full);
+    close_fake(&f);
+    spc_heap_destroy(h);
+}
+
+/* Heaps whose packets carry up to 1018 item pointers (8 KiB headers): the header arena
+ * ends batches early, and no packet's header overwrites another's (the bytes are the
+ * packetizer's, and an async transport sees them unchanged until completion). */
+static void big_headers(bool async)
+{
+    struct fake f;
+    struct spc_stream_config sc = cfg_default();
+    sc.max_packet_size = 8192;
+    sc.max_heaps = 32;
+    open_fake(&f, &sc, 1, NULL);
+    f.c.async = async;
+    enum { N = 24, ITEMS = 3000 };
+    size_t cap = 4u << 20;
+    f.c.data = malloc(cap);
+    f.c.data_cap = cap;
+    struct spc_heap *h;
+    cr_assert_eq(spc_heap_create(&h, NULL), 0);
+    for (int i = 0; i < ITEMS; i++)
+        cr_assert_eq(spc_heap_add_item(h, 0x1000 + (uint64_t)i, pattern + 8 * i, 8, false), 0);
+    fake_set_hold(&f, true);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, NULL), 0);
+    fake_wait_sends(&f, 1);
+    fake_set_hold(&f, false);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    /* Batches after the first were cut by the arena, well below the other limits. */
+    cr_assert_gt(f.c.n_batches, 3);
+    cr_assert_lt(f.c.max_batch, 64);
+    static uint8_t scratch[8192], pkt[8192];
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        struct spc_packetizer pz;
+        cr_assert_eq(spc_packetizer_init(&pz, h, (uint64_t)i + 1, 8192), 0);
+        struct spc_packet p;
+        while (spc_packetizer_next(&pz, scratch, &p) == 1) {
+            cr_assert_eq(spc_packet_write(&p, pkt, sizeof pkt), (int64_t)p.size);
+            cr_assert_leq(off + p.size, f.c.n_data);
+            cr_assert_eq(memcmp(f.c.data + off, pkt, p.size), 0, "heap %d at %zu", i, off);
+            off += p.size;
+        }
+    }
+    cr_assert_eq(off, f.c.n_data);
+    uint8_t *data = f.c.data;
+    close_fake(&f);
+    free(data);
+    spc_heap_destroy(h);
+}
+
+Test(stream, header_arena_ends_batches_sync) { big_headers(false); }
+Test(stream, header_arena_ends_batches_async) { big_headers(true); }
 
 Test(stream, round_robin_and_serial_packet_order)
 {
@@ -1115,16 +1205,23 @@ static void fc_packet(void *u, size_t size)
     atomic_store(&c->link_ps, ps % 1000);
 }
 
-static void open_clocked(struct fake *f, struct fclock *fc, struct spc_clock *clk,
-                         const struct spc_stream_config *sc)
+static void open_clocked_ex(struct fake *f, struct fclock *fc, struct spc_clock *clk,
+                            const struct spc_stream_config *sc, bool hw_pace)
 {
     *clk = (struct spc_clock){fc_now, fc_sleep, fc};
     struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
     o.clock = clk;
-    open_fake(f, sc, 1, &o);
+    int rc = open_fake_ex(f, sc, 1, &o, hw_pace);
+    cr_assert_eq(rc, 0, "open: %s", spc_strerror(rc));
     f->c.clock = fc_now;
     f->c.on_packet = fc_packet;
     f->c.user = fc;
+}
+
+static void open_clocked(struct fake *f, struct fclock *fc, struct spc_clock *clk,
+                         const struct spc_stream_config *sc)
+{
+    open_clocked_ex(f, fc, clk, sc, false);
 }
 
 /* The check that, for every packet, the bytes sent before it are at most
@@ -1269,10 +1366,30 @@ Test(stream, real_clock_rate_limit_behaviour)
     spc_heap_destroy(h);
 }
 
+/* Warnings logged, for the pacing tests (each Criterion test runs in its own process). */
+static struct {
+    pthread_mutex_t m;
+    int n;
+    char last[512];
+} warned = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+
+static void count_warnings(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level != SPC_LOG_WARNING)
+        return;
+    pthread_mutex_lock(&warned.m);
+    warned.n++;
+    snprintf(warned.last, sizeof warned.last, "%s", msg);
+    pthread_mutex_unlock(&warned.m);
+}
+
 Test(stream, hw_rate_method_falls_back_to_software)
 {
-    /* streamfake cannot pace in hardware: rate_method "hw" falls back to the software
-     * limiter (SPEC §3/§4), so the writer still waits between bursts. */
+    /* streamfake without "hw_pace" does not report hardware pacing: rate_method "hw" falls
+     * back to the software limiter with a warning (SPEC §3/§4), so the writer still waits
+     * between bursts. */
+    spc_set_log_handler(count_warnings, NULL);
     struct fake f;
     struct fclock fc = {.now = 1000000000, .link_ps_per_byte = 0};
     struct spc_clock clk;
@@ -1280,10 +1397,306 @@ Test(stream, hw_rate_method_falls_back_to_software)
     sc.rate = 125e6;
     sc.rate_method = SPC_RATE_METHOD_HW;
     open_clocked(&f, &fc, &clk, &sc);
+    cr_expect_not(f.c.hw_paced);
+    cr_expect_eq(f.c.rate_method, SPC_RATE_METHOD_HW, "the transport is offered the rate");
+    cr_expect_eq(f.c.rate, 125e6);
+    cr_expect_eq(warned.n, 1);
+    cr_expect(strstr(warned.last, "software rate limiter"), "%s", warned.last);
     struct spc_heap *h = mk_heap(300000);
     struct spc_heap_ref r = SPC_HEAP_REF(h);
     cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
     cr_assert_geq(atomic_load(&fc.sleeps), 3);
     close_fake(&f);
+    spc_heap_destroy(h);
+    spc_set_log_handler(NULL, NULL);
+}
+
+Test(stream, hw_paced_transport_replaces_the_software_limiter)
+{
+    spc_set_log_handler(count_warnings, NULL);
+    struct fake f;
+    struct fclock fc = {.now = 1000000000, .link_ps_per_byte = 0};
+    struct spc_clock clk;
+    struct spc_stream_config sc = cfg_default();
+    sc.rate = 125e6;
+    sc.rate_method = SPC_RATE_METHOD_HW;
+    open_clocked_ex(&f, &fc, &clk, &sc, true);
+    cr_expect(f.c.hw_paced);
+    cr_expect_eq(warned.n, 0, "%s", warned.last);
+    struct spc_heap *h = mk_heap(300000);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    cr_expect_eq(atomic_load(&fc.sleeps), 0, "the transport paces: the writer never waits");
+    /* A heap with its own rate is still paced by the core. */
+    r.rate = 125e6;
+    cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    cr_expect_geq(atomic_load(&fc.sleeps), 3);
+    close_fake(&f);
+    spc_heap_destroy(h);
+    spc_set_log_handler(NULL, NULL);
+}
+
+Test(stream, hw_pacing_only_when_asked_for)
+{
+    /* A transport able to pace is not used for it with rate_method sw or auto (auto is
+     * software, SPEC §3), nor without a rate. */
+    static const enum spc_rate_method methods[2] = {SPC_RATE_METHOD_SW, SPC_RATE_METHOD_AUTO};
+    for (int i = 0; i < 3; i++) {
+        struct fake f;
+        struct fclock fc = {.now = 1000000000, .link_ps_per_byte = 0};
+        struct spc_clock clk;
+        struct spc_stream_config sc = cfg_default();
+        sc.rate = i < 2 ? 125e6 : 0;
+        sc.rate_method = i < 2 ? methods[i] : SPC_RATE_METHOD_HW;
+        open_clocked_ex(&f, &fc, &clk, &sc, true);
+        cr_expect_not(f.c.hw_paced);
+        struct spc_heap *h = mk_heap(300000);
+        struct spc_heap_ref r = SPC_HEAP_REF(h);
+        cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+        if (i < 2)
+            cr_expect_geq(atomic_load(&fc.sleeps), 3, "case %d", i);
+        else
+            cr_expect_eq(atomic_load(&fc.sleeps), 0);
+        close_fake(&f);
+        spc_heap_destroy(h);
+    }
+}
+
+/* Per packet: link time, and once armed, a 10 s jump of the clock. */
+static atomic_bool jump_armed;
+static void jump_packet(void *u, size_t size)
+{
+    if (atomic_exchange(&jump_armed, false))
+        atomic_fetch_add(&((struct fclock *)u)->now, 10000000000ull);
+    fc_packet(u, size);
+}
+
+Test(stream, withdrawn_hw_pacing_falls_back_to_software)
+{
+    spc_set_log_handler(count_warnings, NULL);
+    struct fake f;
+    struct fclock fc = {.now = 1000000000, .link_ps_per_byte = 0};
+    struct spc_clock clk;
+    struct spc_stream_config sc = cfg_default();
+    sc.rate = 125e6; /* 8 ns per byte */
+    sc.rate_method = SPC_RATE_METHOD_HW;
+    open_clocked_ex(&f, &fc, &clk, &sc, true);
+    struct spc_heap *h = mk_heap(sizeof pattern);
+    int64_t wire = spc_heap_wire_size(h, 1, 1472);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    cr_assert_eq(atomic_load(&fc.sleeps), 0);
+    /* Three heaps in one group, so the writer never idles. The first send carries the
+     * first 1 MiB unpaced; inside it 10 s pass (the hardware paced them) and the
+     * transport loses hardware pacing. */
+    pthread_mutex_lock(&f.c.lock);
+    f.c.withdraw_hw = true;
+    f.c.on_packet = jump_packet;
+    pthread_mutex_unlock(&f.c.lock);
+    atomic_store(&jump_armed, true);
+    uint64_t t0 = atomic_load(&fc.now);
+    struct spc_heap_ref refs[3] = {r, r, r};
+    cr_assert_eq(spc_stream_send_heaps_sync(f.s, refs, 3, SPC_GROUP_SERIAL, NULL), 0);
+    uint64_t dt = atomic_load(&fc.now) - t0 - 10000000000ull;
+    cr_expect_not(f.c.hw_paced);
+    cr_expect_geq(atomic_load(&fc.sleeps), 20);
+    /* The other two heaps (less the end of the first batch) at the nominal rate, not
+     * the catch-up rate over 10 s of deficit (5 % faster: 0.8 ms less). */
+    uint64_t slack = 8 * (sc.burst_size + 2 * 1472);
+    uint64_t nominal = (uint64_t)(2 * wire) * 8;
+    cr_expect_geq(dt + slack, nominal, "dt %" PRIu64 " for %" PRIu64, dt, nominal);
+    cr_expect_leq(dt, nominal + slack, "dt %" PRIu64 " for %" PRIu64, dt, nominal);
+    cr_expect_geq(warned.n, 1);
+    cr_expect(strstr(warned.last, "hardware pacing lost"), "%s", warned.last);
+    close_fake(&f);
+    spc_heap_destroy(h);
+    spc_set_log_handler(NULL, NULL);
+}
+
+/* ------------------------------------------------------------ registered memory */
+
+static uint8_t other_mem[4096];
+
+Test(stream, memory_registration_reaches_the_transport)
+{
+    struct fake f;
+    struct spc_stream_config sc = cfg_default();
+    open_fake(&f, &sc, 1, NULL);
+    struct spc_stream_memory *m, *m2;
+    cr_assert_eq(spc_stream_register_memory(f.s, pattern, sizeof pattern, &m), 0);
+    cr_expect_eq(f.c.reg_calls, 1);
+    cr_expect_eq(f.c.n_regions, 1);
+    cr_expect_eq(f.c.last_reg_addr, pattern);
+    cr_expect_eq(f.c.last_reg_len, sizeof pattern);
+    /* Heaps in registered memory go out as any other. */
+    struct spc_heap *h = mk_heap(50000);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    cr_assert_eq(spc_stream_deregister_memory(f.s, m), 0);
+    cr_expect_eq(f.c.dereg_calls, 1);
+    cr_expect_eq(f.c.n_regions, 0);
+    /* Bad arguments reach nothing. */
+    cr_expect_eq(spc_stream_register_memory(NULL, pattern, 8, &m), -EINVAL);
+    cr_expect_eq(spc_stream_register_memory(f.s, NULL, 8, &m), -EINVAL);
+    cr_expect_eq(spc_stream_register_memory(f.s, pattern, 0, &m), -EINVAL);
+    cr_expect_eq(spc_stream_register_memory(f.s, pattern, 8, NULL), -EINVAL);
+    cr_expect_eq(spc_stream_register_memory(f.s, (void *)(UINTPTR_MAX - 10), 100, &m), -EINVAL);
+    cr_expect_eq(spc_stream_deregister_memory(f.s, NULL), -EINVAL);
+    cr_expect_eq(spc_stream_deregister_memory(NULL, m), -EINVAL);
+    cr_expect_eq(f.c.reg_calls, 1);
+    cr_expect_eq(f.c.dereg_calls, 1);
+    /* The transport's errors come back, with its detail; nothing is left registered. */
+    f.c.reg_rc = -ENOMEM;
+    cr_expect_eq(spc_stream_register_memory(f.s, pattern, 64, &m), -ENOMEM);
+    char err[256];
+    spc_stream_last_error(f.s, err, sizeof err);
+    cr_expect(strstr(err, "registering 64 bytes"), "%s", err);
+    f.c.reg_rc = 0;
+    cr_assert_eq(spc_stream_register_memory(f.s, pattern, 64, &m), 0);
+    f.c.dereg_rc = -EIO;
+    cr_expect_eq(spc_stream_deregister_memory(f.s, m), -EIO);
+    f.c.dereg_rc = 0;
+    cr_expect_eq(f.c.n_regions, 1, "a failed deregistration leaves it in place");
+    cr_expect_eq(spc_stream_deregister_memory(f.s, m), 0, "and it can be retried");
+    /* A registration of another stream is not this one's. */
+    struct fake g;
+    open_fake(&g, &sc, 1, NULL);
+    cr_assert_eq(spc_stream_register_memory(g.s, other_mem, sizeof other_mem, &m2), 0);
+    cr_expect_eq(spc_stream_deregister_memory(f.s, m2), -EINVAL);
+    cr_expect_eq(g.c.n_regions, 1);
+    /* Close deregisters what is left. */
+    cr_assert_eq(spc_stream_register_memory(f.s, other_mem, sizeof other_mem, &m), 0);
+    close_fake(&g);
+    cr_expect_eq(g.c.n_regions, 0);
+    cr_expect_eq(g.c.dereg_calls, 1);
+    size_t before = f.c.dereg_calls;
+    close_fake(&f);
+    cr_expect_eq(f.c.dereg_calls, before + 1);
+    cr_expect_eq(f.c.n_regions, 0);
+    cr_expect_eq(f.c.memreg_in_send, 0);
+    spc_heap_destroy(h);
+}
+
+struct dereg_call {
+    struct spc_stream *s;
+    struct spc_stream_memory *m;
+    atomic_int rc;
+    atomic_bool done;
+};
+
+static void *dereg_thread(void *arg)
+{
+    struct dereg_call *d = arg;
+    atomic_store(&d->rc, spc_stream_deregister_memory(d->s, d->m));
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
+Test(stream, deregistering_memory_in_flight_is_refused, .timeout = 60)
+{
+    struct fake f;
+    struct spc_stream_config sc = cfg_default();
+    sc.max_heaps = 8;
+    open_fake(&f, &sc, 1, NULL);
+    /* x: the item memory of the heaps sent below; y: used by no heap sent; z: used only
+     * by a heap list that is never sent. */
+    struct spc_stream_memory *x, *y, *z;
+    cr_assert_eq(spc_stream_register_memory(f.s, pattern + 1000, 100, &x), 0);
+    cr_assert_eq(spc_stream_register_memory(f.s, other_mem, 1024, &y), 0);
+    cr_assert_eq(spc_stream_register_memory(f.s, other_mem + 2048, 1024, &z), 0);
+    struct spc_heap *h = mk_heap(5000); /* pattern[0, 5000): overlaps x */
+    struct spc_heap *hz;
+    cr_assert_eq(spc_heap_create(&hz, NULL), 0);
+    cr_assert_eq(spc_heap_add_item(hz, 0x1000, other_mem + 3000, 8, false), 0);
+    struct spc_heap_ref rz = SPC_HEAP_REF(hz);
+    struct spc_heap_list *list;
+    cr_assert_eq(spc_heap_list_create(&list, f.s, &rz, 1), 0);
+    fake_set_hold(&f, true);
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, NULL), 0); /* held inside send */
+    fake_wait_sends(&f, 1);
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, NULL), 0); /* queued behind it */
+    /* Refused at once (no waiting for the transport), naming the heap. */
+    cr_expect_eq(spc_stream_deregister_memory(f.s, x), -EBUSY);
+    char err[256];
+    spc_stream_last_error(f.s, err, sizeof err);
+    cr_expect(strstr(err, "heap cnt 1"), "%s", err);
+    cr_expect_eq(f.c.dereg_calls, 0);
+    /* Memory no accepted heap uses is deregistered, once the transport call in progress
+     * has returned (transport calls are serialised). */
+    struct dereg_call dy = {f.s, y, 1, false}, dz = {f.s, z, 1, false};
+    pthread_t ty, tz;
+    cr_assert_eq(pthread_create(&ty, NULL, dereg_thread, &dy), 0);
+    cr_assert_eq(pthread_create(&tz, NULL, dereg_thread, &dz), 0);
+    sleep_ms(50);
+    cr_expect_not(atomic_load(&dy.done), "deregistered while the transport was sending");
+    fake_set_hold(&f, false);
+    pthread_join(ty, NULL);
+    pthread_join(tz, NULL);
+    cr_expect_eq(atomic_load(&dy.rc), 0);
+    cr_expect_eq(atomic_load(&dz.rc), 0, "a heap list that is not sent does not count");
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_expect_eq(spc_stream_deregister_memory(f.s, x), 0, "completed heaps do not count");
+    cr_expect_eq(f.c.dereg_calls, 3);
+    cr_expect_eq(f.c.n_regions, 0);
+    cr_expect_eq(f.c.memreg_in_send, 0);
+    spc_heap_list_free(list);
+    close_fake(&f);
+    spc_heap_destroy(h);
+    spc_heap_destroy(hz);
+}
+
+struct dereg_cb {
+    struct spc_stream *s;
+    struct spc_stream_memory *m;
+    atomic_int rc;
+};
+
+static void dereg_on_done(void *user, int status, uint64_t bytes)
+{
+    (void)status;
+    (void)bytes;
+    struct dereg_cb *d = user;
+    atomic_store(&d->rc, spc_stream_deregister_memory(d->s, d->m));
+}
+
+Test(stream, completion_may_deregister_its_heaps_memory)
+{
+    for (int async = 0; async < 2; async++) {
+        struct fake f;
+        struct spc_stream_config sc = cfg_default();
+        open_fake(&f, &sc, 1, NULL);
+        f.c.async = async;
+        struct dereg_cb d = {f.s, NULL, 1};
+        cr_assert_eq(spc_stream_register_memory(f.s, pattern, sizeof pattern, &d.m), 0);
+        struct spc_heap *h = mk_heap(100000);
+        cr_assert_eq(spc_stream_send_heap(f.s, h, dereg_on_done, &d), 0);
+        cr_assert_eq(spc_stream_flush(f.s), 0);
+        cr_expect_eq(atomic_load(&d.rc), 0);
+        cr_expect_eq(f.c.n_regions, 0);
+        close_fake(&f);
+        spc_heap_destroy(h);
+    }
+}
+
+Test(stream, memory_registration_is_a_no_op_without_transport_support)
+{
+    /* The bytes transport sends from any memory: registering succeeds without it. */
+    struct spc_stream *s, *s2;
+    char err[256];
+    cr_assert_eq(spc_stream_open_json(&s, "{\"transport\": \"bytes\"}", NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(spc_stream_open_json(&s2, "{\"transport\": \"bytes\"}", NULL, err, sizeof err), 0, "%s", err);
+    struct spc_stream_memory *m, *m2;
+    cr_assert_eq(spc_stream_register_memory(s, pattern, sizeof pattern, &m), 0);
+    cr_assert_eq(spc_stream_register_memory(s2, pattern, sizeof pattern, &m2), 0);
+    struct spc_heap *h = mk_heap(5000);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    uint64_t bytes;
+    cr_assert_eq(spc_stream_send_sync(s, &r, &bytes), 0);
+    cr_expect_eq((int64_t)bytes, spc_heap_wire_size(h, 1, 1472));
+    cr_expect_eq(spc_stream_deregister_memory(s, m2), -EINVAL, "another stream's");
+    cr_expect_eq(spc_stream_deregister_memory(s, m), 0);
+    cr_expect_eq(spc_stream_register_memory(s, pattern, 0, &m), -EINVAL);
+    spc_stream_close(s);
+    spc_stream_close(s2); /* still holding m2: freed at close */
     spc_heap_destroy(h);
 }

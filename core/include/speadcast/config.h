@@ -44,8 +44,10 @@ extern "C" {
 
 enum spc_rate_method {
     SPC_RATE_METHOD_SW = 0,   /* software rate limiter in the writer thread */
-    SPC_RATE_METHOD_HW = 1,   /* transport paces in hardware; an error where unsupported */
-    SPC_RATE_METHOD_AUTO = 2  /* hardware where the transport offers it, else software */
+    SPC_RATE_METHOD_HW = 1,   /* the transport paces in hardware where it reports at open
+                                 that it can (ibverbs on a NIC that paces at that rate);
+                                 elsewhere the software limiter, with a warning logged */
+    SPC_RATE_METHOD_AUTO = 2  /* the software limiter for now (SPEC §3: auto = sw) */
 };
 
 enum spc_on_full {

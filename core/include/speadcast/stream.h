@@ -1,6 +1,8 @@
 /* Send streams (SPEC §3): a queue of heaps, one writer thread that packetizes them, paces
- * them with the software rate limiter and hands the transport batches of packets, and
- * completions through callbacks, a pollable completion queue or synchronous calls.
+ * them with the software rate limiter (unless the transport paces in hardware) and hands
+ * the transport batches of packets (up to 1024 packets or 1 MiB each, spanning heaps and
+ * groups, fewer where the rate limiter must wait), and completions through callbacks, a
+ * pollable completion queue or synchronous calls.
  *
  * Lifetime and ownership
  * - A heap passed to a send is borrowed from the call until its completion: neither it
@@ -79,9 +81,12 @@ struct spc_stream_options {
 /* Opens a stream on cfg's transport with cfg's stream section. opts NULL = defaults.
  * cfg and opts are borrowed for the call (opts->clock until close); the stream does not
  * depend on cfg afterwards. Starts the writer thread. On failure err gets the reason.
- * Errors: -SPC_ECONFIG, -SPC_EPLUGIN, the transport's open error, -SPC_ENOTSUP
- * (rate_method "hw" on a transport that cannot pace), -EINVAL (bad cpu or argument),
- * -ENOMEM, or a thread creation error. */
+ * Pacing: with rate_method "hw" and a rate, the transport paces the stream's rate where
+ * it reports at open that it can; otherwise (and from the moment a transport withdraws
+ * it) the software limiter does, with a warning logged. Heaps sent with their own rate
+ * are always paced in software.
+ * Errors: -SPC_ECONFIG, -SPC_EPLUGIN, the transport's open error, -EINVAL (bad cpu or
+ * argument), -ENOMEM, or a thread creation error. */
 int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
                     const struct spc_stream_options *opts, char *err, size_t errlen);
 
@@ -90,8 +95,9 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
                          const struct spc_stream_options *opts, char *err, size_t errlen);
 
 /* Stops accepting heaps (later and blocked sends fail with -SPC_ESTOPPED), waits until
- * every accepted group has completed, joins the writer thread, flushes and closes the
- * transport and frees the stream. NULL is a no-op. */
+ * every accepted group has completed, joins the writer thread, flushes the transport,
+ * deregisters the memory still registered, closes the transport and frees the stream.
+ * NULL is a no-op. */
 void spc_stream_close(struct spc_stream *s);
 
 /* ------------------------------------------------------------ queries and settings */
@@ -234,6 +240,42 @@ int spc_stream_completion_fd(struct spc_stream *s);
 /* Moves up to max queued completions, oldest first, into out. Returns how many (0 when
  * empty), -EINVAL, or -SPC_ENOTSUP without completion_queue. Never blocks. */
 int spc_stream_drain(struct spc_stream *s, struct spc_stream_completion *out, size_t max);
+
+/* ------------------------------------------------------------ registered memory */
+
+/* A range of memory registered with a stream's transport (opaque, owned by the stream). */
+struct spc_stream_memory;
+
+/* Registers [addr, addr + len) with the stream's transport, so that packets whose payload
+ * lies inside it can be sent without copying (ibverbs: the NIC reads it in place).
+ * Registration is never needed to send a heap; it spares a copy where the transport can
+ * use it. A transport that sends from any memory as it is (one without
+ * SPC_TRANSPORT_CAP_MEMREG: udp, tcp, bytes, inproc, pcap) is not asked: the call succeeds
+ * as a no-op, so one program runs unchanged on every transport (as libfabric's fi_mr_reg
+ * on providers that need no registration).
+ * Ownership: the memory is borrowed from the call until spc_stream_deregister_memory of
+ * *out returns, or until close: it must stay mapped that long (its contents may change
+ * between sends, as for any item memory). *out belongs to the stream: deregistering or
+ * closing frees it.
+ * Threads: thread-safe, also from completion callbacks and while heaps are in flight; it
+ * waits for a transport call in progress (e.g. a send) to return, as transport calls are
+ * serialised.
+ * Errors: -EINVAL (NULL argument, len 0, or a range that wraps around), -ENOMEM, or the
+ * transport's error, with detail in spc_stream_last_error (ibverbs: ibv_reg_mr's errno,
+ * e.g. -ENOMEM at the locked-memory limit). On an error nothing is registered. */
+int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
+                               struct spc_stream_memory **out);
+
+/* Deregisters a range registered on s and frees mem. It never waits: while any heap that
+ * a send accepted and that has not yet completed has an item whose memory overlaps the
+ * range, it is refused with -EBUSY and changes nothing (the detail in
+ * spc_stream_last_error names the heap cnt); deregister after those completions, e.g.
+ * after spc_stream_flush. A completion callback may deregister the memory of its own
+ * heaps (their slots are freed before it runs). Heaps only in a heap list do not count.
+ * Threads: as spc_stream_register_memory.
+ * Errors: -EINVAL (NULL s, or mem not a registration of s still in place), -EBUSY, or
+ * the transport's error (the registration then stays in place and mem stays valid). */
+int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory *mem);
 
 /* ------------------------------------------------------------ bytes transport */
 

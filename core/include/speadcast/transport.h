@@ -60,7 +60,7 @@ extern "C" {
 
 /* ABI major: in the entry symbol's name. ABI minor: the fields appended since. */
 #define SPC_TRANSPORT_ABI_MAJOR 1
-#define SPC_TRANSPORT_ABI_MINOR 1
+#define SPC_TRANSPORT_ABI_MINOR 2
 #define SPC_TRANSPORT_ENTRY_SYMBOL "spc_transport_entry_v1"
 
 /* True when a struct whose struct_size is (p)->struct_size contains field. */
@@ -163,7 +163,9 @@ struct spc_string_list {
 #define SPC_TRANSPORT_CAP_RELIABLE 1u /* delivery is reliable and ordered (tcp, inproc, bytes) */
 #define SPC_TRANSPORT_CAP_ASYNC 2u    /* send may leave packets pending (SPC_TX_PENDING) */
 #define SPC_TRANSPORT_CAP_MEMREG 4u   /* register_memory makes sends zero-copy */
-#define SPC_TRANSPORT_CAP_HW_RATE 8u  /* can pace in hardware (rate_method hw/auto) */
+#define SPC_TRANSPORT_CAP_HW_RATE 8u  /* may pace in hardware: with rate_method hw it is
+                                         offered params->rate and reports with
+                                         svc->set_hw_paced whether it paces */
 
 /* =========================================================== the per-stream object */
 
@@ -184,7 +186,8 @@ struct spc_transport_params {
     uint32_t rate_method;       /* enum spc_rate_method */
     size_t max_packet_size;     /* no packet sent will be larger */
     struct spc_flavour flavour;
-    double rate;                /* bytes/s, 0 = unlimited; for hardware pacing */
+    double rate;                /* bytes/s, 0 = unlimited; for hardware pacing (see
+                                   svc->set_hw_paced) */
     size_t burst_size;
     double burst_rate_ratio;
     size_t max_heaps;
@@ -335,6 +338,19 @@ struct spc_core_services {
     int (*inproc_queue_pushv)(struct spc_inproc_queue *q, const struct iovec *iov,
                               unsigned n_iov);
     void (*inproc_queue_stop)(struct spc_inproc_queue *q);
+
+    /* --- ABI minor 2: hardware pacing.
+     * Reports whether the transport itself paces this stream at params->rate (a NIC's
+     * rate limiter): true makes the core's software limiter stand down for the stream's
+     * rate; false, the state before any call, leaves pacing to it. Only a transport with
+     * SPC_TRANSPORT_CAP_HW_RATE may report true, and only where the stream asked for it
+     * (params->rate_method SPC_RATE_METHOD_HW and params->rate > 0); otherwise true is
+     * ignored. Call it from open (the last call before open returns counts). After open
+     * it may only withdraw hardware pacing (false, e.g. a replacement queue pair refused
+     * the rate), from inside send, poll or flush: the core paces the packets of its later
+     * send calls in software; true after open is ignored with an error logged. Never pace
+     * in software in the plugin: the core does that. */
+    void (*set_hw_paced)(struct spc_transport *t, bool hw_paced);
 };
 
 /* =========================================================== descriptor and entry */
