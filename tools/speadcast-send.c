@@ -513,6 +513,19 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         sender_free(&s);
         return SPCT_EXIT_FAIL;
     }
+    /* As spead2_send: the heaps' memory is registered so ibverbs sends it zero-copy (a
+     * no-op on other transports). The stream deregisters it when it closes. */
+    struct spc_stream_memory *mem;
+    if (s.storage && (rc = spc_stream_register_memory(s.stream, s.storage,
+                                                       s.window * s.heap_bytes, &mem)) < 0) {
+        char detail[512];
+        spc_stream_last_error(s.stream, detail, sizeof detail);
+        fprintf(err, PROG ": cannot register %zu bytes of heap memory: %s%s%s\n",
+                s.window * s.heap_bytes, spc_strerror(rc), detail[0] ? ": " : "", detail);
+        spc_stream_close(s.stream);
+        sender_free(&s);
+        return SPCT_EXIT_FAIL;
+    }
     bool progress = !o->no_progress && !o->quiet && (o->progress || isatty(fileno(err)));
     int fd = spc_stream_completion_fd(s.stream);
     double start = spct_now(), last_progress = start;
