@@ -18,9 +18,12 @@
  * one least disturbed), ceiling and stream runs alternating; "pairs" is the range of the
  * ratios of each stream run to the ceiling run just before it.
  *
- * Usage: bench_udp [-g] [-s tuned|default|both] [-H heap_bytes] [seconds per run,
+ * Usage: bench_udp [-g] [-2] [-s tuned|default|both] [-H heap_bytes] [seconds per run,
  * default 1] [repeats, default 3]
  *   -g  only GSO on with sendmmsg on (the configuration of the throughput goal)
+ *   -2  the ceiling sends each datagram in the shape a stream does: two pieces, a
+ *       SPLIT_HEADER-byte header from a scratch arena and the rest from a 1 MiB buffer
+ *       (the kernel copies many small pieces more slowly than one large one)
  *   -s  which stream settings (default both)
  *   -H  heap payload bytes (default 1 MiB) */
 #include <arpa/inet.h>
@@ -43,6 +46,11 @@
 
 #define HEAP_MAX (64u << 20)
 #define SNDBUF (4 << 20)
+#define SPLIT_HEADER 48        /* header and item pointers of a one-item heap's packet */
+#define SPLIT_PAYLOAD (1u << 20)
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct figures {
     double gbps, pps, cpu_per_gb;
@@ -70,10 +78,16 @@ static void finish(struct figures *f, double bytes, double packets, double secs,
     f->cpu_per_gb = bytes > 0 ? cpu / (bytes / 1e9) : 0;
 }
 
-/* The udp-limit logic: sendmmsg + GSO of equal datagrams from a static buffer. */
-static int ceiling(unsigned port, size_t size, int gso, double secs, struct figures *f)
+/* The udp-limit logic: sendmmsg + GSO of equal datagrams from a static buffer, or with
+ * split, each datagram as a header piece and a payload piece (see -2). */
+static int ceiling(unsigned port, size_t size, int gso, int split, double secs,
+                   struct figures *f)
 {
     static char data[65536];
+    enum { BATCH = 16, MAX_SEGS = 64 };
+    static char headers[BATCH * MAX_SEGS * SPLIT_HEADER];
+    static char payload[SPLIT_PAYLOAD];
+    static struct iovec pieces[BATCH][2 * MAX_SEGS];
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     if (s < 0)
         return -1;
@@ -84,22 +98,33 @@ static int ceiling(unsigned port, size_t size, int gso, double secs, struct figu
     int segs = gso ? (int)(65000 / size) : 1;
     if (segs < 1)
         segs = 1;
-    if (segs > 64)
-        segs = 64;
+    if (segs > MAX_SEGS)
+        segs = MAX_SEGS;
     int isize = (int)size;
     if (segs > 1 && setsockopt(s, SOL_UDP, UDP_SEGMENT, &isize, sizeof isize) != 0)
         segs = 1;
-    enum { BATCH = 16 };
     struct mmsghdr m[BATCH];
-    struct iovec iov[BATCH];
+    size_t off = 0;
     for (int i = 0; i < BATCH; i++) {
-        iov[i].iov_base = data;
-        iov[i].iov_len = size * (size_t)segs;
         memset(&m[i], 0, sizeof m[i]);
         m[i].msg_hdr.msg_name = &to;
         m[i].msg_hdr.msg_namelen = sizeof to;
-        m[i].msg_hdr.msg_iov = &iov[i];
-        m[i].msg_hdr.msg_iovlen = 1;
+        m[i].msg_hdr.msg_iov = pieces[i];
+        if (!split) {
+            pieces[i][0] = (struct iovec){data, size * (size_t)segs};
+            m[i].msg_hdr.msg_iovlen = 1;
+            continue;
+        }
+        for (int k = 0; k < segs; k++) {
+            size_t rest = size - SPLIT_HEADER;
+            if (off + rest > SPLIT_PAYLOAD)
+                off = 0;
+            pieces[i][2 * k] = (struct iovec){headers + (i * MAX_SEGS + k) * SPLIT_HEADER,
+                                              SPLIT_HEADER};
+            pieces[i][2 * k + 1] = (struct iovec){payload + off, rest};
+            off += rest;
+        }
+        m[i].msg_hdr.msg_iovlen = 2 * (size_t)segs;
     }
     double c0 = cpu_s(), t0 = now_s(), t;
     double bytes = 0;
@@ -166,19 +191,21 @@ static int ours(unsigned port, size_t size, int gso, int mmsg, int tuned, size_t
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_udp [-g] [-s tuned|default|both] [-H heap_bytes] "
+    fprintf(stderr, "usage: bench_udp [-g] [-2] [-s tuned|default|both] [-H heap_bytes] "
                     "[seconds] [repeats]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int only_goal = 0, tuned_from = 1, tuned_to = 0; /* settings: 1 tuned, 0 default */
+    int only_goal = 0, split = 0, tuned_from = 1, tuned_to = 0; /* settings: 1 tuned, 0 default */
     size_t heap_bytes = 1u << 20;
     int opt;
-    while ((opt = getopt(argc, argv, "gs:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "g2s:H:")) != -1) {
         if (opt == 'g') {
             only_goal = 1;
+        } else if (opt == '2') {
+            split = 1;
         } else if (opt == 's') {
             if (strcmp(optarg, "tuned") == 0)
                 tuned_to = 1;
@@ -215,8 +242,10 @@ int main(int argc, char **argv)
     unsigned port = ntohs(a.sin_port);
 
     printf("UDP loopback send of %zu-byte heaps, best of %d runs of %.1f s; ceiling = bare "
-           "sendmmsg(+GSO) of one static buffer, same GSO mode and packet size\n",
-           heap_bytes, repeats, secs);
+           "sendmmsg(+GSO) %s, same GSO mode and packet size\n", heap_bytes, repeats, secs,
+           split ? "of datagrams in two pieces (a " STR(SPLIT_HEADER) "-byte header, then "
+                   "the payload), as a stream sends them"
+                 : "of one static buffer");
     printf("%-7s %-6s %-4s %-8s | %8s %10s %9s | %8s %10s %9s | %6s %11s\n", "stream", "size",
            "gso", "sendmmsg", "Gb/s", "pkts/s", "CPU s/GB", "ceil", "pkts/s", "CPU s/GB",
            "ratio", "pairs");
@@ -229,7 +258,7 @@ int main(int argc, char **argv)
                     struct figures o = {0}, c = {0}, f, cf;
                     double pmin = 1e9, pmax = 0;
                     for (int r = 0; r < repeats; r++) {
-                        if (ceiling(port, packet, gso, secs, &cf) != 0)
+                        if (ceiling(port, packet, gso, split, secs, &cf) != 0)
                             return 1;
                         if (cf.gbps > c.gbps)
                             c = cf;
