@@ -28,34 +28,11 @@
 #include "speadcast/speadcast.h"
 #include "speadcast/stream.h"
 
+#include "benchutil.h"
+
 #define HEAP_BYTES (4u << 20)
 #define CHUNK (1u << 20)
 
-struct figures {
-    double gbps, pps, cpu_per_gb;
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-static void finish(struct figures *f, double bytes, double packets, double secs, double cpu)
-{
-    f->gbps = bytes * 8 / secs / 1e9;
-    f->pps = packets / secs;
-    f->cpu_per_gb = bytes > 0 ? cpu / (bytes / 1e9) : 0;
-}
 
 /* The tcp-sink logic, one connection after another, until the listener is shut. */
 static void sink_main(int listen_fd)

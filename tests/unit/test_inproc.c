@@ -11,6 +11,8 @@
 
 #include "speadcast/speadcast.h"
 
+#include "pktutil.h"
+
 static int64_t ms_now(void)
 {
     struct timespec ts;
@@ -22,35 +24,6 @@ static bool readable(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
-/* Packets of one heap, each copied out contiguously. */
-struct pkts {
-    size_t n;
-    struct spc_packet *p;
-    uint8_t **scratch;
-};
-
-static void packetize(struct pkts *out, const struct spc_heap *heap, uint64_t cnt, size_t mps)
-{
-    struct spc_packetizer pz;
-    cr_assert_eq(spc_packetizer_init(&pz, heap, cnt, mps), 0);
-    out->n = spc_packetizer_count(&pz);
-    out->p = calloc(out->n, sizeof *out->p);
-    out->scratch = calloc(out->n, sizeof *out->scratch);
-    for (size_t i = 0; i < out->n; i++) {
-        out->scratch[i] = malloc(spc_packet_scratch_size(mps));
-        cr_assert_eq(spc_packetizer_next(&pz, out->scratch[i], &out->p[i]), 1);
-    }
-    cr_assert(spc_packetizer_done(&pz));
-}
-
-static void pkts_free(struct pkts *p)
-{
-    for (size_t i = 0; i < p->n; i++)
-        free(p->scratch[i]);
-    free(p->scratch);
-    free(p->p);
 }
 
 static void push_pkts(struct spc_inproc_queue *q, const struct pkts *p)
