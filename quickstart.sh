@@ -3,7 +3,7 @@
 #   ./quickstart.sh demo   install what is missing, build, run the demo stream end to end
 #   ./quickstart.sh test   install what is missing, build, run every test suite:
 #                          -Werror build + ctest, ASan/UBSan build + ctest,
-#                          ThreadSanitizer build of the stream suites, a short fuzz run
+#                          ThreadSanitizer build of the stream stress tests, a short fuzz run
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-}
@@ -60,7 +60,7 @@ if grep -nE "ERROR: (Address|Leak)Sanitizer|runtime error:" build-asan/Testing/T
 fi
 
 if [ -f tests/CMakeLists.txt ] && grep -q SPC_TSAN_TESTS tests/CMakeLists.txt; then
-  echo "== ThreadSanitizer build (stream suites)"
+  echo "== ThreadSanitizer build (stream stress program and epoll example)"
   build build-tsan -DSPC_SANITIZE=thread -DSPC_BUILD_BENCH=OFF
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L tsan)
   if grep -n "WARNING: ThreadSanitizer" build-tsan/Testing/Temporary/LastTest.log; then
