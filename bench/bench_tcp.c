@@ -88,37 +88,13 @@ static int ceiling(unsigned port, size_t packet, double secs, struct figures *f)
 
 static int ours(unsigned port, size_t size, double secs, struct figures *f)
 {
-    char json[512], err[1024];
+    char json[512];
     snprintf(json, sizeof json,
              "{\"transport\": \"tcp\", \"stream\": {\"max_packet_size\": %zu, \"max_heaps\": 8, \"burst_size\": 1048576, "
              "\"on_full\": \"block\"}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\"]}}",
              size, port);
-    struct spc_stream *s;
-    int rc = spc_stream_open_json(&s, json, NULL, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "bench_tcp: %s\n", err);
-        return rc;
-    }
     static uint8_t payload[HEAP_BYTES];
-    struct spc_heap *heap;
-    spc_heap_create(&heap, NULL);
-    spc_heap_add_item(heap, 0x1000, payload, sizeof payload, false);
-    double c0 = cpu_s(), t0 = now_s();
-    while (now_s() - t0 < secs) {
-        rc = spc_stream_send_heap(s, heap, NULL, NULL);
-        if (rc < 0) {
-            fprintf(stderr, "bench_tcp: send: %s\n", spc_strerror(rc));
-            break;
-        }
-    }
-    spc_stream_flush(s);
-    double t = now_s(), cpu = cpu_s() - c0;
-    struct spc_stream_stats st;
-    spc_stream_get_stats(s, &st);
-    spc_stream_close(s);
-    spc_heap_destroy(heap);
-    finish(f, (double)st.bytes, (double)st.packets, t - t0, cpu);
-    return rc < 0 ? rc : 0;
+    return stream_bench("bench_tcp", json, payload, sizeof payload, secs, f);
 }
 
 int main(int argc, char **argv)

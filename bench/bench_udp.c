@@ -124,7 +124,7 @@ static int ceiling(unsigned port, size_t size, int gso, int split, double secs,
 static int ours(unsigned port, size_t size, int gso, int mmsg, int tuned, size_t heap_bytes,
                double secs, struct figures *f)
 {
-    char json[512], err[1024];
+    char json[512];
     if (tuned)
         snprintf(json, sizeof json,
                  "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": %zu, "
@@ -138,32 +138,8 @@ static int ours(unsigned port, size_t size, int gso, int mmsg, int tuned, size_t
                  "\"on_full\": \"block\"}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\"], "
                  "\"gso\": %s, \"sendmmsg\": %s}}",
                  size, port, gso ? "true" : "false", mmsg ? "true" : "false");
-    struct spc_stream *s;
-    int rc = spc_stream_open_json(&s, json, NULL, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "bench_udp: %s\n", err);
-        return rc;
-    }
     static uint8_t payload[HEAP_MAX];
-    struct spc_heap *heap;
-    spc_heap_create(&heap, NULL);
-    spc_heap_add_item(heap, 0x1000, payload, heap_bytes, false);
-    double c0 = cpu_s(), t0 = now_s();
-    while (now_s() - t0 < secs) {
-        rc = spc_stream_send_heap(s, heap, NULL, NULL);
-        if (rc < 0) {
-            fprintf(stderr, "bench_udp: send: %s\n", spc_strerror(rc));
-            break;
-        }
-    }
-    spc_stream_flush(s);
-    double t = now_s(), cpu = cpu_s() - c0;
-    struct spc_stream_stats st;
-    spc_stream_get_stats(s, &st);
-    spc_stream_close(s);
-    spc_heap_destroy(heap);
-    finish(f, (double)st.bytes, (double)st.packets, t - t0, cpu);
-    return rc < 0 ? rc : 0;
+    return stream_bench("bench_udp", json, payload, heap_bytes, secs, f);
 }
 
 static void usage(void)
