@@ -117,6 +117,23 @@ static int unknown_key(char *err, size_t errlen, const char *path, const char *k
                 n ? list : "none");
 }
 
+/* After json_unpack_ex refused obj (jerr) under a strict format over names: reports the
+ * first key outside names with a "did you mean" hint, or jansson's own text otherwise. */
+static int strict_unpack_error(char *err, size_t errlen, const char *path, const json_t *obj,
+                               const json_error_t *jerr, const char *const *names, size_t n)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)obj, key, val) {
+        size_t k = 0;
+        while (k < n && strcmp(key, names[k]))
+            k++;
+        if (k == n)
+            return unknown_key(err, errlen, path, key, names, n);
+    }
+    return fail(err, errlen, "%s: %s", *path ? path : "(document)", jerr->text);
+}
+
 /* ------------------------------------------------------------ option tables */
 
 struct table {
@@ -473,17 +490,11 @@ static int parse_endpoint(const json_t *v, const char *path, const char **host_o
         return fail(err, errlen, "%s: expected \"host:port\" or {\"host\": ..., \"port\": ...}, got %s",
                     path, type_name(v));
     static const char *const keys[] = {"host", "port"};
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)v, key, val) {
-        if (strcmp(key, "host") && strcmp(key, "port"))
-            return unknown_key(err, errlen, path, key, keys, 2);
-    }
     char p[PATH_LEN];
     json_t *jh = NULL, *jp = NULL;
     json_error_t jerr;
     if (json_unpack_ex((json_t *)v, &jerr, JSON_STRICT, "{s?o, s?o}", "host", &jh, "port", &jp) < 0)
-        return fail(err, errlen, "%s: %s", path, jerr.text);
+        return strict_unpack_error(err, errlen, path, v, &jerr, keys, 2);
     if (!jh) {
         join(p, path, "host");
         return fail(err, errlen, "%s: missing (required)", p);
@@ -939,20 +950,11 @@ static int parse_doc(struct spc_config **out, json_t *root, const char *base_dir
 {
     if (!json_is_object(root))
         return fail(err, errlen, "(document): expected an object, got %s", type_name(root));
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        size_t k = 0;
-        while (k < 4 && strcmp(key, top_keys[k]))
-            k++;
-        if (k == 4)
-            return unknown_key(err, errlen, "", key, top_keys, 4);
-    }
     json_t *jt = NULL, *js = NULL, *jo = NULL, *jp = NULL;
     json_error_t jerr;
     if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s?o, s?o, s?o, s?o}", "transport", &jt, "stream", &js,
                        "options", &jo, "plugin_path", &jp) < 0)
-        return fail(err, errlen, "(document): %s", jerr.text);
+        return strict_unpack_error(err, errlen, "", root, &jerr, top_keys, 4);
     if (!jt)
         return fail(err, errlen, "transport: missing (required)");
     if (!json_is_string(jt))
