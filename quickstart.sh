@@ -13,8 +13,22 @@ case "$mode" in
 esac
 
 jobs=$(nproc 2>/dev/null || echo 2)
-packages=(build-essential cmake pkg-config libjansson-dev libltdl-dev libcriterion-dev
-          clang libclang-rt-14-dev python3 python3-jsonschema tshark libibverbs-dev iproute2)
+# What the demo needs: a compiler, CMake, the library's dependencies and the RDMA headers
+# the ibverbs plugin builds against.
+packages=(build-essential cmake pkg-config libjansson-dev libltdl-dev libibverbs-dev)
+# What only the test suites need (each added by the stage that uses it).
+test_packages=(libcriterion-dev clang libclang-rt-14-dev llvm-14 python3 python3-jsonschema
+               tshark iproute2)
+# Python package: Debian's build and test tools (no Python package index is used).
+test_packages+=(python3-dev python3-setuptools python3-numpy python3-pytest python3-pytest-asyncio
+                python3-pip)
+# AF_XDP plugin.
+test_packages+=(libxdp-dev libbpf-dev)
+# Debian packages built and inspected by the packaging test.
+test_packages+=(dpkg-dev file)
+if [ "$mode" = test ]; then
+  packages+=("${test_packages[@]}")
+fi
 
 install_missing() {
   local missing=()
