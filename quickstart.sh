@@ -52,13 +52,13 @@ build() { # build DIR [cmake args...]
 install_missing
 
 if [ "$mode" = demo ]; then
-  build build
+  build build -DSPC_BUILD_TESTS=OFF
   echo "== demo: speadcast-send --verify into speadcast-recv over loopback UDP"
   exec bash tools/demo.sh build
 fi
 
 echo "== normal build (-Wall -Wextra -Werror)"
-build build
+build build -DSPC_BUILD_TESTS=ON
 (cd build && ctest --output-on-failure -j"$jobs")
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
