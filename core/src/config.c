@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "log_internal.h"
+#include "sized.h"
 #include "transport_internal.h"
 
 struct spc_config {
@@ -781,7 +782,7 @@ static const char *const on_full_modes[] = {"fail", "block", NULL};
 
 static const struct spc_option flavour_fields[] = {
     {SPC_OPTION_INIT, .name = "heap_address_bits", .type = SPC_OPT_UINT, .offset = SM(heap_address_bits),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = 40, .min.u = 8, .max.u = 56,
+     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = SPC_FLAVOUR_DEFAULT_HEAP_ADDRESS_BITS, .min.u = 8, .max.u = 56,
      .multiple_of = 8, .help = "bits of a heap address (SPEAD-64-<bits>); item IDs get 63 - bits"},
     {SPC_OPTION_INIT, .name = "bug_compat", .type = SPC_OPT_UINT, .offset = SM(bug_compat),
      .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = 0, .min.u = 0, .max.u = 7,
@@ -790,18 +791,18 @@ static const struct spc_option flavour_fields[] = {
 
 static const struct spc_option stream_options[] = {
     {SPC_OPTION_INIT, .name = "max_packet_size", .type = SPC_OPT_UINT, .offset = SM(max_packet_size),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = 1472, .min.u = SPC_MIN_PACKET_SIZE,
+     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = SPC_STREAM_DEFAULT_MAX_PACKET_SIZE, .min.u = SPC_MIN_PACKET_SIZE,
      .max.u = SPC_STREAM_MAX_PACKET_SIZE, .help = "largest packet in bytes, SPEAD header included"},
     {SPC_OPTION_INIT, .name = "rate", .type = SPC_OPT_DOUBLE, .offset = SM(rate),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN, .def.d = 0.0, .min.d = 0.0,
+     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN, .def.d = SPC_STREAM_DEFAULT_RATE, .min.d = 0.0,
      .help = "sending rate in bytes per second; 0 = unlimited"},
     {SPC_OPTION_INIT, .name = "burst_size", .type = SPC_OPT_UINT, .offset = SM(burst_size),
-     .flags = SPC_OPT_DEFAULT, .def.u = 65536, .help = "bytes sent back to back before the rate limiter sleeps"},
+     .flags = SPC_OPT_DEFAULT, .def.u = SPC_STREAM_DEFAULT_BURST_SIZE, .help = "bytes sent back to back before the rate limiter sleeps"},
     {SPC_OPTION_INIT, .name = "max_heaps", .type = SPC_OPT_UINT, .offset = SM(max_heaps),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = 4, .min.u = 1, .max.u = 1048576,
+     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = SPC_STREAM_DEFAULT_MAX_HEAPS, .min.u = 1, .max.u = 1048576,
      .help = "heaps that may be queued or in flight at once"},
     {SPC_OPTION_INIT, .name = "burst_rate_ratio", .type = SPC_OPT_DOUBLE, .offset = SM(burst_rate_ratio),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN, .def.d = 1.05, .min.d = 1.0,
+     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN, .def.d = SPC_STREAM_DEFAULT_BURST_RATE_RATIO, .min.d = 1.0,
      .help = "how much faster than rate the limiter may go to catch up"},
     {SPC_OPTION_INIT, .name = "rate_method", .type = SPC_OPT_ENUM, .offset = SM(rate_method),
      .flags = SPC_OPT_DEFAULT, .def.s = "auto", .choices = rate_methods,
@@ -841,10 +842,13 @@ static json_t *stream_to_json(const struct spc_stream_config *c)
                      "bug_compat", (json_int_t)c->flavour.bug_compat);
 }
 
-int spc_stream_config_check(const struct spc_stream_config *c, char *err, size_t errlen)
+int spc_stream_config_check(const struct spc_stream_config *given, char *err, size_t errlen)
 {
-    if (!c)
+    if (!given)
         return -EINVAL;
+    struct spc_stream_config full = SPC_STREAM_CONFIG_DEFAULT, *c = &full;
+    if (spci_sized_in(&full, given, sizeof full) < 0)
+        return fail(err, errlen, "stream.struct_size: %u is too small", (unsigned)given->struct_size);
     if (!isfinite(c->rate))
         return fail(err, errlen, "stream.rate: not a finite number");
     if (!isfinite(c->burst_rate_ratio))
@@ -878,7 +882,7 @@ const struct spci_plugin *spci_config_plugin(const struct spc_config *cfg)
     return cfg->plugin;
 }
 
-void spc_config_free(struct spc_config *cfg)
+void spc_config_destroy(struct spc_config *cfg)
 {
     if (!cfg)
         return;
@@ -902,12 +906,12 @@ static int config_new(struct spc_config **out, const char *transport, char **plu
     cfg->options = json_object();
     cfg->transport = strdup(transport);
     if (!cfg->options || !cfg->transport) {
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
         return -ENOMEM;
     }
     int rc = spci_plugin_find(transport, (const char *const *)plugin_path, &cfg->plugin, err, errlen);
     if (rc < 0) {
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
         return rc;
     }
     *out = cfg;
@@ -1009,19 +1013,19 @@ static int parse_doc(struct spc_config **out, json_t *root, const char *base_dir
     if (jo) {
         rc = check_options(cfg, jo, 0, err, errlen);
         if (rc < 0) {
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
             return rc;
         }
         json_decref(cfg->options);
         cfg->options = json_deep_copy(jo);
         if (!cfg->options) {
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
             return -ENOMEM;
         }
     } else {
         rc = check_options(cfg, NULL, 0, err, errlen);
         if (rc < 0) {
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
             return rc;
         }
     }
@@ -1099,7 +1103,7 @@ int spc_config_create(struct spc_config **out, const char *transport,
         return -ENOMEM;
     int rc = config_new(out, transport, path, err, errlen);
     if (rc == 0 && stream)
-        (*out)->stream = *stream;
+        spci_sized_in(&(*out)->stream, stream, sizeof (*out)->stream);
     return rc;
 }
 
@@ -1109,8 +1113,10 @@ int spc_config_set_stream(struct spc_config *cfg, const struct spc_stream_config
     if (!cfg || !stream)
         return -EINVAL;
     int rc = spc_stream_config_check(stream, err, errlen);
-    if (rc == 0)
-        cfg->stream = *stream;
+    if (rc == 0) {
+        cfg->stream = SPC_STREAM_CONFIG_DEFAULT;
+        spci_sized_in(&cfg->stream, stream, sizeof cfg->stream);
+    }
     return rc;
 }
 
@@ -1572,7 +1578,7 @@ static json_t *table_schema(const struct table *t)
 
 #define SCHEMA_DRAFT "https://json-schema.org/draft/2020-12/schema"
 
-int spc_stream_schema(char **out)
+int spc_config_document_schema(char **out)
 {
     if (!out)
         return -EINVAL;

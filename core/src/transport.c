@@ -74,13 +74,12 @@ void spci_transport_set_error(struct spci_transport *t, const char *fmt, ...)
     va_end(ap);
 }
 
-void spci_transport_error(struct spci_transport *t, char *buf, size_t len)
+size_t spci_transport_error(struct spci_transport *t, char *buf, size_t len)
 {
-    if (!len)
-        return;
     pthread_mutex_lock(&t->err_lock);
-    snprintf(buf, len, "%s", t->last_error);
+    size_t n = spci_copy_error(t->last_error, buf, len);
     pthread_mutex_unlock(&t->err_lock);
+    return n;
 }
 
 static uint64_t svc_clock_ns(void)
@@ -143,7 +142,7 @@ const struct spc_core_services spci_core_services = {
     .ipv4_checksum = spc_ipv4_checksum,
     .mac_parse = spc_mac_parse,
     .inproc_queue_open = spc_inproc_queue_open,
-    .inproc_queue_release = spc_inproc_queue_release,
+    .inproc_queue_release = spc_inproc_queue_close,
     .inproc_queue_pushv = spc_inproc_queue_pushv,
     .inproc_queue_stop = spc_inproc_queue_stop,
     /* ABI minor 2 */
@@ -249,7 +248,6 @@ struct spc_transport_handle {
     size_t n_chunk;
     size_t pending;
     int status[HANDLE_CHUNK];
-    char error[512];
 };
 
 static void handle_complete(void *ctx, void *token, int status)
@@ -370,21 +368,21 @@ int spc_transport_handle_send(struct spc_transport_handle *h, const struct spc_p
     return first;
 }
 
-const char *spc_transport_handle_error(const struct spc_transport_handle *h)
+size_t spc_transport_handle_last_error(struct spc_transport_handle *h, char *err, size_t errlen)
 {
-    struct spc_transport_handle *mh = (struct spc_transport_handle *)h;
-    spci_transport_error(mh->t, mh->error, sizeof mh->error);
-    return mh->error;
+    if (!h)
+        return spci_copy_error("", err, errlen);
+    return spci_transport_error(h->t, err, errlen);
 }
 
-int spc_transport_handle_bytes(const struct spc_transport_handle *h, const uint8_t **data, size_t *len)
+int spc_bytes_handle_data(const struct spc_transport_handle *h, const uint8_t **data, size_t *len)
 {
     if (!h || !data || !len)
         return -EINVAL;
     return spci_bytes_data(h->t, data, len);
 }
 
-int spc_transport_handle_bytes_reset(struct spc_transport_handle *h)
+int spc_bytes_handle_reset(struct spc_transport_handle *h)
 {
     if (!h)
         return -EINVAL;

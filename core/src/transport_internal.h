@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "speadcast/config.h"
+#include "speadcast/speadcast.h"
 #include "speadcast/transport.h"
+#include "error_internal.h"
 
 /* ---------------------------------------------------------------- plugins (loader.c) */
 
@@ -130,7 +131,7 @@ static inline bool spci_transport_hw_paced(const struct spci_transport *t)
 }
 
 /* Copies the last error text (thread-safe; "" when none). */
-void spci_transport_error(struct spci_transport *t, char *buf, size_t len);
+size_t spci_transport_error(struct spci_transport *t, char *buf, size_t len);
 /* Sets the last error text from core code (same slot plugins write). */
 void spci_transport_set_error(struct spci_transport *t, const char *fmt, ...)
     SPC_PRINTF_FMT(2, 3);
