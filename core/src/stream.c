@@ -46,6 +46,7 @@
 #include "sized.h"
 #include "speadcast/speadcast.h"
 #include "speadcast/stream.h"
+#include "transport_bytes.h"
 #include "transport_internal.h"
 
 /* Batch limits: a batch ends at BATCH_MAX_PACKETS packets or once it holds
@@ -1374,7 +1375,7 @@ int spc_bytes_stream_data(struct spc_stream *s, const uint8_t **data, size_t *le
     if (!s || !data || !len)
         return -EINVAL;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_bytes_data(s->tp, data, len);
+    int rc = spci_bytes_data(s->tp->obj, data, len);
     pthread_mutex_unlock(&s->tx_lock);
     return rc;
 }
@@ -1384,7 +1385,7 @@ int spc_bytes_stream_reset(struct spc_stream *s)
     if (!s)
         return -EINVAL;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_bytes_reset(s->tp);
+    int rc = spci_bytes_reset(s->tp->obj);
     pthread_mutex_unlock(&s->tx_lock);
     return rc;
 }
