@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "item_internal.h"
+#include "strbuf.h"
 
 _Static_assert(sizeof(bool) == 1, "bool values are referenced as 1-byte wire booleans");
 
@@ -47,26 +48,6 @@ size_t spc_item_last_error(const struct spc_item *item, char *err, size_t errlen
 
 /* ----------------------------------------------------------- small helpers */
 
-/* Appends to a bounded text buffer; len counts what was asked for, even past cap. */
-struct text {
-    char *buf;
-    size_t cap, len;
-};
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++, t->len++)
-        if (t->len + 1 < t->cap)
-            t->buf[t->len] = s[i];
-    if (t->cap > 0)
-        t->buf[t->len < t->cap ? t->len : t->cap - 1] = '\0';
-}
-
-static void text_str(struct text *t, const char *s)
-{
-    text_add(t, s, strlen(s));
-}
-
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -79,8 +60,8 @@ static char *dup_str(const char *s)
 /* Writes a shape as Python prints a tuple: "()", "(5,)", "(2, None)". */
 static void shape_repr(char *buf, size_t cap, const int64_t *ishape, const size_t *ushape, size_t n)
 {
-    struct text t = {buf, cap, 0};
-    text_str(&t, "(");
+    struct spci_str t = SPCI_STR_FIXED(buf, cap);
+    spci_str_puts(&t, "(");
     for (size_t i = 0; i < n; i++) {
         char num[32];
         if (ishape && ishape[i] == SPC_DIM_VARIABLE)
@@ -88,10 +69,10 @@ static void shape_repr(char *buf, size_t cap, const int64_t *ishape, const size_
         else
             snprintf(num, sizeof(num), "%llu", ishape ? (unsigned long long)ishape[i] : (unsigned long long)ushape[i]);
         if (i > 0)
-            text_str(&t, ", ");
-        text_str(&t, num);
+            spci_str_puts(&t, ", ");
+        spci_str_puts(&t, num);
     }
-    text_str(&t, n == 1 ? ",)" : ")");
+    spci_str_puts(&t, n == 1 ? ",)" : ")");
 }
 
 /* ---------------------------------------------------------- dtype parsing */
@@ -119,7 +100,7 @@ static bool quoted(const char **p, const char **s, size_t *n)
 
 /* Parses one plain descr ("<u2", "|b1", "<M8[ns]") of n bytes at s into *f (bit_offset
  * left to the caller) and appends its normal form to canon. Returns its size in bytes. */
-static int64_t parse_plain(const char *s, size_t n, struct spci_field *f, struct text *canon)
+static int64_t parse_plain(const char *s, size_t n, struct spci_field *f, struct spci_str *canon)
 {
     size_t i = 0;
     char order = 0;
@@ -192,9 +173,9 @@ static int64_t parse_plain(const char *s, size_t n, struct spci_field *f, struct
     f->little = order == '<';
     f->bits = (uint32_t)(8 * bytes);
     char head[2] = {order, kind};
-    text_add(canon, head, 2);
+    spci_str_add(canon, head, 2);
     size_t digits_start = unit_start - digits;
-    text_add(canon, s + digits_start, n - digits_start);
+    spci_str_add(canon, s + digits_start, n - digits_start);
     snprintf(f->label, sizeof(f->label), "%c%c%llu", order, kind, (unsigned long long)count);
     return (int64_t)bytes;
 }
@@ -211,7 +192,7 @@ static int parse_dtype(const char *descr, struct spci_field **fields, size_t *n_
     int rc = -ENOMEM;
     if (!canon)
         goto fail;
-    struct text t = {canon, cap, 0};
+    struct spci_str t = SPCI_STR_FIXED(canon, cap);
     const char *p = descr;
     skip_ws(&p);
     if (*p != '[') {
@@ -230,7 +211,7 @@ static int parse_dtype(const char *descr, struct spci_field **fields, size_t *n_
     } else {
         /* [('name', 'descr'), ...] */
         p++;
-        text_str(&t, "[");
+        spci_str_puts(&t, "[");
         skip_ws(&p);
         size_t count = 1;
         for (const char *q = p; *q; q++)
@@ -268,15 +249,15 @@ static int parse_dtype(const char *descr, struct spci_field **fields, size_t *n_
             if (*p++ != ')')
                 goto syntax;
             skip_ws(&p);
-            text_str(&t, n > 0 ? ", ('" : "('");
-            text_add(&t, name, name_len);
-            text_str(&t, "', '");
+            spci_str_puts(&t, n > 0 ? ", ('" : "('");
+            spci_str_add(&t, name, name_len);
+            spci_str_puts(&t, "', '");
             int64_t sz = parse_plain(type, type_len, &fs[n], &t);
             if (sz < 0) {
                 rc = (int)sz;
                 goto fail;
             }
-            text_str(&t, "')");
+            spci_str_puts(&t, "')");
             fs[n].bit_offset = bits;
             bits += (uint64_t)sz * 8;
             n++;
@@ -285,7 +266,7 @@ static int parse_dtype(const char *descr, struct spci_field **fields, size_t *n_
         skip_ws(&p);
         if (*p != '\0')
             goto syntax;
-        text_str(&t, "]");
+        spci_str_puts(&t, "]");
         if (bits == 0) {
             rc = spci_item_fail(-SPC_EDESCRIPTOR, "zero-size dtype '%s'", descr);
             goto fail;
