@@ -21,6 +21,7 @@
 #include <ltdl.h>
 
 #include "log_internal.h"
+#include "array.h"
 #include "error_internal.h"
 #include "loader.h"
 #include "speadcast/catalogue.h"
@@ -560,19 +561,6 @@ void spc_transport_list_free(struct spc_transport_info *list, size_t n)
     free(list);
 }
 
-static int list_push(struct spc_transport_info **list, size_t *n, size_t *cap)
-{
-    if (*n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 8;
-    struct spc_transport_info *nl = realloc(*list, nc * sizeof *nl);
-    if (!nl)
-        return -ENOMEM;
-    *list = nl;
-    *cap = nc;
-    return 0;
-}
-
 int spc_transport_list(const char *const *plugin_path, struct spc_transport_info **out,
                        size_t *n_out)
 {
@@ -589,7 +577,7 @@ int spc_transport_list(const char *const *plugin_path, struct spc_transport_info
     for (struct spci_plugin *p = registry; rc == 0 && p; p = p->next) {
         if (p->path)
             continue;
-        if ((rc = list_push(&list, &n, &cap)) == 0)
+        if ((rc = spci_grow((void **)&list, &cap, n + 1, sizeof *list)) == 0)
             rc = info_fill(&list[n++], p->name, NULL, p, 0, NULL, p->desc->abi_major);
     }
     for (size_t d = 0; rc == 0 && dirs[d]; d++) {
@@ -605,7 +593,7 @@ int spc_transport_list(const char *const *plugin_path, struct spc_transport_info
             for (size_t j = 0; j < n && !earlier; j++)
                 if (!strcmp(list[j].name, names[i]))
                     earlier = list[j].path ? list[j].path : "the built-in transport";
-            if ((rc = list_push(&list, &n, &cap)) < 0)
+            if ((rc = spci_grow((void **)&list, &cap, n + 1, sizeof *list)) < 0)
                 break;
             if (earlier) {
                 char msg[PATH_MAX + 64];
