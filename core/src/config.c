@@ -19,6 +19,7 @@
 #include "speadcast/catalogue.h"
 #include "loader.h"
 #include "options.h"
+#include "searchpath.h"
 #include "sized.h"
 #include "stream_config_internal.h"
 
