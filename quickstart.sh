@@ -2,9 +2,8 @@
 # speadcast quick start (Debian 12, as root):
 #   ./quickstart.sh demo   install what is missing, build, run the demo stream end to end
 #   ./quickstart.sh test   install what is missing, build, run every test suite:
-#                          -Werror build + ctest, Debian packages built and inspected,
-#                          ASan/UBSan build + ctest, ThreadSanitizer build of the stream
-#                          stress tests, a short fuzz run
+#                          -Werror build + ctest, ASan/UBSan build + ctest,
+#                          ThreadSanitizer build of the stream stress tests, a short fuzz run
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-}
@@ -63,6 +62,8 @@ echo "== normal build (-Wall -Wextra -Werror)"
 build build -DSPC_BUILD_TESTS=ON
 (cd build && ctest --output-on-failure -j"$jobs")
 
+# The Debian packages, built in a throwaway directory and inspected (README "Debian
+# packages"); the checkout's build directories are not touched.
 echo "== Debian packages (cpack -G DEB in a throwaway directory, inspected with dpkg-deb)"
 bash tests/packaging/deb.sh . "$jobs"
 
