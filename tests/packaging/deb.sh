@@ -10,6 +10,7 @@
 #   - Depends: from the binaries (libjansson4, libltdl7, libc6, and for a plugin the
 #     package owning each library it links), the packages among themselves at this
 #     exact version, speadcast-plugins needing only libc; the library's shlibs file;
+#   - `apt-get install -s` (simulated) of all of them accepts and installs each;
 #   - unpacked into a throwaway root (dpkg-deb -x): the tools run from there and find
 #     every plugin beside the library (tests/install/check-installed.sh), and the
 #     third-party example plugin builds against the -dev package with find_package.
@@ -127,6 +128,22 @@ if grep -qx "${soname%%.so*} ${soname##*.so.} $lib (>= $version-1)" "$w/shlibs";
   pass "shlibs: $(cat "$w/shlibs")"
 else
   fail "shlibs of $lib: '$(cat "$w/shlibs")'"
+fi
+
+# --- apt accepts them as the README installs them (simulated: nothing is installed here)
+if command -v apt-get >/dev/null; then
+  if apt-get install -s "${deb[@]}" >"$w/apt" 2>&1; then
+    sed -n 's/^Inst \([^ ]*\) .*/\1/p' "$w/apt" | sort >"$w/inst"
+    lacking=$(printf '%s\n' "${!deb[@]}" | sort | comm -23 - "$w/inst")
+    others=$(comm -13 <(printf '%s\n' "${!deb[@]}" | sort) "$w/inst")
+    if [ -z "$lacking" ]; then
+      pass "apt-get install -s ./*.deb: all ${#deb[@]} packages${others:+, with $(echo $others) from the archive}"
+    else
+      fail "apt-get install -s leaves out: $(echo $lacking)"
+    fi
+  else
+    fail "apt-get install -s ./*.deb:"; tail "$w/apt" >&2
+  fi
 fi
 
 # --- unpacked: the tools, the plugins beside the library, the man pages
