@@ -30,6 +30,8 @@ typedef struct {
 } SpcpyStream;
 
 static uint64_t next_serial = 1; /* guarded by the GIL */
+/* Interned method names and asyncio.InvalidStateError, set up on first attach. */
+static PyObject *str_set_result, *str_set_exception, *invalid_state;
 
 static int stream_open_(SpcpyStream *self, const char *json, const char *path,
                         const struct spc_stream_options *opts)
@@ -126,27 +128,23 @@ static int complete_token(SpcpyStream *self, PyObject *token, int status, uint64
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(obj); i++)
             ((SpcpyHeapReference *)PyTuple_GET_ITEM(obj, i))->heap->busy--;
     self->async_done++;
-    int ret = 0;
-    PyObject *done = PyObject_CallMethod(fut, "done", NULL);
-    int is_done = done ? PyObject_IsTrue(done) : -1;
-    Py_XDECREF(done);
-    if (is_done == 0) {
-        PyObject *r;
-        if (status < 0) {
-            PyObject *e = stream_err_obj(self, status);
-            r = e ? PyObject_CallMethod(fut, "set_exception", "O", e) : NULL;
-            Py_XDECREF(e);
-        } else {
-            r = PyObject_CallMethod(fut, "set_result", "K", (unsigned long long)bytes);
-        }
-        if (!r)
-            ret = -1;
-        Py_XDECREF(r);
-    } else if (is_done < 0) {
-        ret = -1;
-    }
+    PyObject *arg = status < 0 ? stream_err_obj(self, status)
+                               : PyLong_FromUnsignedLongLong(bytes);
+    PyObject *r = arg ? PyObject_CallMethodOneArg(fut, status < 0 ? str_set_exception
+                                                                  : str_set_result, arg)
+                      : NULL;
+    Py_XDECREF(arg);
     Py_DECREF(token);
-    return ret;
+    if (r) {
+        Py_DECREF(r);
+        return 0;
+    }
+    /* A future the caller cancelled meanwhile refuses a result: not an error. */
+    if (invalid_state && PyErr_ExceptionMatches(invalid_state)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
 }
 
 static int resolve_flush_waiters(SpcpyStream *self)
@@ -270,19 +268,52 @@ static void stream_dealloc(SpcpyStream *self)
 
 /* ------------------------------------------------------------ argument parsing */
 
-static int heap_arg(SpcpyStream *self, PyObject *args, PyObject *kw, SpcpyHeap **heap,
-                    struct spc_heap_ref *ref)
+/* (heap, cnt=-1, substream_index=0, rate=-1.0), positional or keyword, parsed by hand
+ * from a vectorcall: this runs once per heap sent, and the generic parser costs more
+ * than the send itself. */
+static int heap_arg(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames, SpcpyHeap **heap, struct spc_heap_ref *ref)
 {
-    static char *kwlist[] = {"heap", "cnt", "substream_index", "rate", NULL};
-    PyObject *h;
-    long long cnt = -1, sub = 0;
-    double rate = -1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|LLd", kwlist, &SpcpyHeap_Type, &h, &cnt, &sub,
-                                     &rate))
+    static const char *const names[] = {"heap", "cnt", "substream_index", "rate"};
+    PyObject *v[4] = {NULL, NULL, NULL, NULL};
+    if (nargs > 4) {
+        PyErr_Format(PyExc_TypeError, "send takes at most 4 arguments (%zd given)", nargs);
         return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        v[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+        if (!name)
+            return -1;
+        int j = 0;
+        while (j < 4 && strcmp(name, names[j]) != 0)
+            j++;
+        if (j == 4 || v[j]) {
+            PyErr_Format(PyExc_TypeError, j == 4 ? "unexpected keyword argument '%s'"
+                                                 : "argument '%s' given twice", name);
+            return -1;
+        }
+        v[j] = args[nargs + k];
+    }
+    if (!v[0] || !PyObject_TypeCheck(v[0], &SpcpyHeap_Type)) {
+        PyErr_SetString(PyExc_TypeError, "heap must be a speadcast.send.Heap");
+        return -1;
+    }
+    long long cnt = v[1] ? PyLong_AsLongLong(v[1]) : -1;
+    long long sub = v[2] ? PyLong_AsLongLong(v[2]) : 0;
+    double rate = v[3] ? PyFloat_AsDouble(v[3]) : -1.0;
+    if (PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            return spcpy_raise(-SPC_EHEAP_CNT, "cnt or substream_index too large"), -1;
+        }
+        return -1;
+    }
     if (stream_ready(self) < 0)
         return -1;
-    *heap = (SpcpyHeap *)h;
+    *heap = (SpcpyHeap *)v[0];
     if (!(*heap)->heap) {
         PyErr_SetString(PyExc_RuntimeError, "Heap.__init__ was not called");
         return -1;
@@ -417,11 +448,12 @@ static void group_free(struct group *g)
 
 /* ------------------------------------------------------------ sync sends */
 
-static PyObject *stream_send_heap(SpcpyStream *self, PyObject *args, PyObject *kw)
+static PyObject *stream_send_heap(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
 {
     SpcpyHeap *heap;
     struct spc_heap_ref ref;
-    if (heap_arg(self, args, kw, &heap, &ref) < 0)
+    if (heap_arg(self, args, nargs, kwnames, &heap, &ref) < 0)
         return NULL;
     uint64_t bytes = 0;
     int rc;
@@ -501,11 +533,12 @@ static PyObject *async_queue(SpcpyStream *self, PyObject *fut, PyObject *keep, i
     return fut;
 }
 
-static PyObject *stream_async_send_heap(SpcpyStream *self, PyObject *args, PyObject *kw)
+static PyObject *stream_async_send_heap(SpcpyStream *self, PyObject *const *args,
+                                        Py_ssize_t nargs, PyObject *kwnames)
 {
     SpcpyHeap *heap;
     struct spc_heap_ref ref;
-    if (heap_arg(self, args, kw, &heap, &ref) < 0)
+    if (heap_arg(self, args, nargs, kwnames, &heap, &ref) < 0)
         return NULL;
     PyObject *fut = new_future(self);
     if (!fut)
@@ -585,6 +618,17 @@ static PyObject *stream_attach_loop(SpcpyStream *self, PyObject *loop)
     int fd = spc_stream_completion_fd(self->s);
     if (fd < 0)
         return spcpy_raise(fd, "the stream was opened without completion_queue");
+    if (!invalid_state) {
+        PyObject *mod = PyImport_ImportModule("asyncio");
+        if (!mod)
+            return NULL;
+        invalid_state = PyObject_GetAttrString(mod, "InvalidStateError");
+        Py_DECREF(mod);
+        str_set_result = PyUnicode_InternFromString("set_result");
+        str_set_exception = PyUnicode_InternFromString("set_exception");
+        if (!invalid_state || !str_set_result || !str_set_exception)
+            return NULL;
+    }
     PyObject *cf = PyObject_GetAttrString(loop, "create_future");
     if (!cf)
         return NULL;
@@ -709,11 +753,11 @@ static PyObject *stream_get_last_error(SpcpyStream *self, void *c)
 #define KW (METH_VARARGS | METH_KEYWORDS)
 #define FN(f) ((PyCFunction)(void (*)(void))(f))
 static PyMethodDef stream_methods[] = {
-    {"send_heap", FN(stream_send_heap), KW,
+    {"send_heap", FN(stream_send_heap), METH_FASTCALL | METH_KEYWORDS,
      "send_heap(heap, cnt=-1, substream_index=0, rate=-1.0) -> bytes sent; waits"},
     {"send_heaps", FN(stream_send_heaps), KW,
      "send_heaps(heaps, mode) -> bytes sent; all or nothing; waits"},
-    {"async_send_heap", FN(stream_async_send_heap), KW,
+    {"async_send_heap", FN(stream_async_send_heap), METH_FASTCALL | METH_KEYWORDS,
      "async_send_heap(heap, cnt=-1, substream_index=0, rate=-1.0) -> future of bytes sent"},
     {"async_send_heaps", FN(stream_async_send_heaps), KW,
      "async_send_heaps(heaps, mode) -> future of bytes sent"},

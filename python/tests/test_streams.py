@@ -253,6 +253,19 @@ def test_send_errors():
         stream.send_heap(small_heap(), rate=float('nan'))
     with pytest.raises(TypeError):
         stream.send_heap('not a heap')
+    with pytest.raises(TypeError, match='unexpected keyword'):
+        stream.send_heap(small_heap(), count=3)
+    with pytest.raises(TypeError, match='given twice'):
+        stream.send_heap(small_heap(), 5, cnt=3)
+    with pytest.raises(TypeError, match='at most 4'):
+        stream.send_heap(small_heap(), 1, 0, 0.0, 9)
+    with pytest.raises(TypeError):
+        stream.send_heap()
+    with pytest.raises(OSError):
+        stream.send_heap(small_heap(), cnt=2**70)
+    assert stream.send_heap(heap=small_heap(), cnt=5, substream_index=0, rate=0.0) > 0
+    assert stream.send_heap(small_heap(), 6, 0, 1e9) > 0
+    assert [h.cnt for h in recv.decode_bytes(stream.getvalue())] == [5, 6]
     # A heap too big for the flavour's addresses
     tiny = speadcast.Flavour(heap_address_bits=8)
     ig = send.ItemGroup(flavour=tiny)

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""Benchmark of the Python package speadcast, UDP into a bound loopback socket nobody
+reads (the kernel drops what overflows it). Prints:
+
+  1. sync send_heap: heaps/s, one 1 KiB item + a 48-bit timestamp per heap
+  2. send_heaps of 64 such heaps: heaps/s
+  3. asyncio async_send_heap with 32 in flight: heaps/s
+  4. 4 MiB heaps at 8972-byte packets: Gb/s, beside speadcast-send for the same heaps
+     in the same run
+
+Run from the build tree:  PYTHONPATH=build/python /usr/bin/python3 bench/bench_python.py
+(--seconds S per figure, default 2; --speadcast-send PATH, default build/tools/...).
+spead2 4.4.1's Python module on this machine type, and the targets, are printed beside.
+"""
+
+import argparse
+import asyncio
+import collections
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import speadcast
+import speadcast.send as send
+import speadcast.send.asyncio as saio
+
+SPEAD2 = {'sync': '~10 k heaps/s', 'batch': '~400-490 k heaps/s',
+          'asyncio': '~180-240 k heaps/s', 'large': '~29-35 Gb/s'}
+TARGET = {'sync': '>= 2x spead2 (>= 20 k)', 'batch': '>= 1.2x (>= 480-590 k)',
+          'asyncio': '>= 1.2x (>= 216-288 k)', 'large': 'within 5 % of speadcast-send'}
+
+
+def sink():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('127.0.0.1', 0))
+    return s
+
+
+def small_group():
+    ig = send.ItemGroup(flavour=speadcast.Flavour(heap_address_bits=48))
+    ig.add_item(0x1600, 'timestamp', '', (), format=[('u', 48)], value=0)
+    ig.add_item(0x1601, 'data', '', (1024,), dtype='u1', value=np.zeros(1024, 'u1'))
+    return ig
+
+
+def config(**kw):
+    return send.StreamConfig(flavour=speadcast.Flavour(heap_address_bits=48), **kw)
+
+
+def timed(fn, seconds):
+    """Runs fn(n) with growing n until it takes `seconds`; returns units per second."""
+    n = 256
+    while True:
+        t0 = time.perf_counter()
+        done = fn(n)
+        dt = time.perf_counter() - t0
+        if dt >= seconds or n >= 1 << 26:
+            return done / dt
+        n = int(n * max(2.0, min(10.0, seconds / max(dt, 1e-3) * 1.1)))
+
+
+def bench_sync(rx, seconds):
+    stream = send.UdpStream(None, [rx.getsockname()], config(max_heaps=8))
+    heap = small_group().get_heap()
+
+    def run(n):
+        for _ in range(n):
+            stream.send_heap(heap)
+        return n
+    run(1000)
+    return timed(run, seconds)
+
+
+def bench_batch(rx, seconds):
+    stream = send.UdpStream(None, [rx.getsockname()], config(max_heaps=128))
+    ig = small_group()
+    heaps = [ig.get_heap(descriptors='all', data='all') for _ in range(64)]
+    refs = send.HeapReferenceList([send.HeapReference(h) for h in heaps])
+
+    def run(n):
+        for _ in range(max(1, n // 64)):
+            stream.send_heaps(refs, send.GroupMode.SERIAL)
+        return max(1, n // 64) * 64
+    run(6400)
+    return timed(run, seconds)
+
+
+def bench_asyncio(rx, seconds):
+    async def main():
+        stream = saio.UdpStream(None, [rx.getsockname()], config(max_heaps=64))
+        heap = small_group().get_heap()
+
+        async def run(n):
+            window = collections.deque()
+            for _ in range(n):
+                window.append(stream.async_send_heap(heap))
+                if len(window) == 32:
+                    await window.popleft()
+            await asyncio.gather(*window)
+            return n
+        await run(1000)
+        n = 4096
+        while True:
+            t0 = time.perf_counter()
+            await run(n)
+            dt = time.perf_counter() - t0
+            if dt >= seconds:
+                return n / dt
+            n = int(n * max(2.0, min(10.0, seconds / max(dt, 1e-3) * 1.1)))
+    return asyncio.run(main())
+
+
+def bench_large(rx, seconds, heaps):
+    async def main():
+        stream = saio.UdpStream(None, [rx.getsockname()],
+                                config(max_packet_size=8972, max_heaps=4))
+        ig = send.ItemGroup(flavour=speadcast.Flavour(heap_address_bits=48))
+        ig.add_item(0x1000, 'data', '', (4 << 20,), dtype='u1', value=np.ones(4 << 20, 'u1'))
+        heap = ig.get_heap(descriptors='none')
+        window = []
+        t0 = time.perf_counter()
+        sent = 0
+        for _ in range(heaps):
+            window.append(stream.async_send_heap(heap))
+            if len(window) == 4:
+                sent += await window.pop(0)
+        for f in window:
+            sent += await f
+        return sent * 8 / (time.perf_counter() - t0) / 1e9
+    return asyncio.run(main())
+
+
+def run_tool(tool, rx, heaps):
+    host, port = rx.getsockname()
+    out = subprocess.run([tool, '--heap-size', str(4 << 20), '--packet', '8972',
+                          '--addr-bits', '48', '--heaps', str(heaps), '--no-progress',
+                          '{}:{}'.format(host, port)],
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    m = re.search(r'([0-9.]+) Gb/s', text)
+    if out.returncode != 0 or not m:
+        print('speadcast-send failed: ' + text.strip(), file=sys.stderr)
+        return None
+    return float(m.group(1))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_tool = os.path.join(here, '..', 'build', 'tools', 'speadcast-send')
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--seconds', type=float, default=2.0)
+    ap.add_argument('--large-heaps', type=int, default=500)
+    ap.add_argument('--speadcast-send', default=shutil.which('speadcast-send') or default_tool)
+    args = ap.parse_args()
+    rx = sink()
+    print('speadcast {} Python benchmark, UDP to a bound loopback socket nobody reads'.format(
+        speadcast.__version__))
+    rows = [
+        ('sync', 'sync send_heap (1 KiB + 48-bit timestamp)', bench_sync(rx, args.seconds),
+         'heaps/s'),
+        ('batch', 'send_heaps of 64 such heaps', bench_batch(rx, args.seconds), 'heaps/s'),
+        ('asyncio', 'asyncio async_send_heap, 32 in flight', bench_asyncio(rx, args.seconds),
+         'heaps/s'),
+    ]
+    large = bench_large(rx, args.seconds, args.large_heaps)
+    tool = run_tool(args.speadcast_send, rx, args.large_heaps) \
+        if os.path.exists(args.speadcast_send) else None
+    for key, what, value, unit in rows:
+        print('{:<46} {:>12,.0f} {:<8} spead2 {:<20} target {}'.format(
+            what, value, unit, SPEAD2[key], TARGET[key]))
+    ratio = '' if tool is None else '  ({:.1f} % of speadcast-send)'.format(100 * large / tool)
+    print('{:<46} {:>12.2f} {:<8} spead2 {:<20} target {}{}'.format(
+        '4 MiB heaps, 8972-byte packets', large, 'Gb/s', SPEAD2['large'], TARGET['large'],
+        ratio))
+    print('{:<46} {:>12}'.format('speadcast-send, same heaps, same run',
+                                 'n/a' if tool is None else '{:.2f} Gb/s'.format(tool)))
+    rx.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
