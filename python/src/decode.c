@@ -58,7 +58,10 @@ PyObject *spcpy_decode(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|Inn", kwlist, &data, &bug_compat, &max_heap,
                                      &max_live))
         return NULL;
-    struct spc_decoder_config cfg = {(size_t)max_heap, (size_t)max_live, bug_compat};
+    struct spc_decoder_config cfg = SPC_DECODER_CONFIG_DEFAULT;
+    cfg.max_heap_size = (size_t)max_heap;
+    cfg.max_live_heaps = (size_t)max_live;
+    cfg.bug_compat = bug_compat;
     struct spc_decoder *dec;
     int rc = spc_decoder_create(&dec, &cfg);
     if (rc < 0) {
@@ -162,7 +165,7 @@ static int iq_init(SpcpyInprocQueue *self, PyObject *args, PyObject *kw)
 
 static void iq_dealloc(SpcpyInprocQueue *self)
 {
-    spc_inproc_queue_release(self->q);
+    spc_inproc_queue_close(self->q);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -98,7 +98,7 @@ static void hrl_dealloc(SpcpyHeapReferenceList *self)
 {
     if (self->root == self) {
         for (size_t i = 0; i < self->n_cache; i++)
-            spc_heap_list_free(self->cache[i].list);
+            spc_heap_list_destroy(self->cache[i].list);
         PyMem_Free(self->cache);
         Py_XDECREF(self->refs);
     } else if (self->root) {

@@ -47,7 +47,7 @@ static int stream_open_(SpcpyStream *self, const char *json, const char *path,
         rc = spc_config_load(&cfg, path, err, sizeof err);
         if (rc >= 0)
             rc = spc_stream_open(&s, cfg, opts, err, sizeof err);
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
     }
     Py_END_ALLOW_THREADS
     if (rc < 0) {
@@ -661,7 +661,7 @@ static PyObject *stream_getvalue(SpcpyStream *self, PyObject *unused)
         return NULL;
     const uint8_t *data;
     size_t len;
-    int rc = spc_stream_bytes(self->s, &data, &len);
+    int rc = spc_bytes_stream_data(self->s, &data, &len);
     if (rc < 0)
         return spcpy_raise(rc, "getvalue() needs the bytes transport");
     return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
@@ -672,7 +672,7 @@ static PyObject *stream_reset(SpcpyStream *self, PyObject *unused)
     (void)unused;
     if (stream_ready(self) < 0)
         return NULL;
-    int rc = spc_stream_bytes_reset(self->s);
+    int rc = spc_bytes_stream_reset(self->s);
     if (rc < 0)
         return spcpy_raise(rc, "reset() needs the bytes transport");
     Py_RETURN_NONE;
@@ -728,7 +728,7 @@ static PyObject *stream_get_stats(SpcpyStream *self, void *c)
     (void)c;
     if (stream_ready(self) < 0)
         return NULL;
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(self->s, &st);
     return Py_BuildValue("{s:K,s:K,s:K,s:K}", "heaps", (unsigned long long)st.heaps, "packets",
                          (unsigned long long)st.packets, "bytes", (unsigned long long)st.bytes,
