@@ -121,3 +121,19 @@ async def test_asyncio_udp_and_from_config():
     sync = send.BytesStream(POOL)
     with pytest.raises(RuntimeError, match='asyncio'):
         sync.async_send_heap(heap_of(1))
+
+
+@pytest.mark.asyncio
+async def test_close_stops_watching_the_fd():
+    loop = asyncio.get_running_loop()
+    stream = saio.BytesStream(POOL)
+    fd = stream._detach.peek()[2][1]
+    assert loop._selector.get_key(fd) is not None
+    f = stream.async_send_heap(heap_of(1))
+    stream.close()                      # flushes: the future is resolved, the fd unwatched
+    assert f.done() and f.result() > 0
+    with pytest.raises(KeyError):
+        loop._selector.get_key(fd)
+    stream.close()
+    with pytest.raises(ValueError, match='closed'):
+        stream.async_send_heap(heap_of(1))

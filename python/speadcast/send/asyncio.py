@@ -49,7 +49,15 @@ class _AsyncStream:
         self.loop = loop
         # A weak reference, so the loop does not keep a dropped stream alive.
         loop.add_reader(fd, _on_readable, weakref.ref(self))
-        weakref.finalize(self, _detach, loop, fd)
+        # Runs once: at close(), or when the stream is collected (before its fd closes),
+        # so the loop never watches an fd number the stream no longer owns.
+        self._detach = weakref.finalize(self, _detach, loop, fd)
+
+    def close(self):
+        detach = getattr(self, '_detach', None)
+        if detach is not None:
+            detach()
+        super().close()
 
 
 class Stream(_AsyncStream, _SyncStream):
