@@ -8,30 +8,11 @@
  * an async send, which the completion drain releases. Heaps dropped by Python while in
  * flight therefore stay alive until sent. calls counts methods running without the GIL;
  * close() refuses while any runs. */
-#include "spcpy.h"
+#include "stream_internal.h"
 
 #include <structmember.h>
 
-typedef struct {
-    PyObject_HEAD
-    struct spc_stream *s;
-    uint64_t serial;
-    int calls;                /* methods in progress with the GIL released */
-    struct spc_flavour flavour;
-    /* asyncio */
-    PyObject *create_future;  /* loop.create_future, NULL for a sync stream */
-    uint64_t async_sent, async_done;
-    PyObject *flush_waiters;  /* list of (target async_done, future) */
-    /* registered memory (UdpIbvConfig memory_regions): views held until close */
-    Py_buffer *regions;
-    size_t n_regions;
-    PyObject *keep;           /* objects the transport depends on (queues, sockets) */
-    PyObject *weakreflist;
-} SpcpyStream;
-
 static uint64_t next_serial = 1; /* guarded by the GIL */
-/* Interned method names and asyncio.InvalidStateError, set up on first attach. */
-static PyObject *str_set_result, *str_set_exception, *invalid_state;
 
 static int stream_open_(SpcpyStream *self, const char *json, const char *path,
                         const struct spc_stream_options *opts)
@@ -57,6 +38,7 @@ static int stream_open_(SpcpyStream *self, const char *json, const char *path,
     }
     self->s = s;
     self->flavour = spc_stream_get_config(s)->flavour;
+    self->blocking = spc_stream_get_config(s)->on_full == SPC_ON_FULL_BLOCK;
     return 0;
 }
 
@@ -89,7 +71,7 @@ static int stream_init(SpcpyStream *self, PyObject *args, PyObject *kw)
     return 0;
 }
 
-static int stream_ready(SpcpyStream *self)
+int spcpy_stream_ready(SpcpyStream *self)
 {
     if (!self->s) {
         PyErr_SetString(PyExc_ValueError, "the stream is closed");
@@ -98,7 +80,7 @@ static int stream_ready(SpcpyStream *self)
     return 0;
 }
 
-static PyObject *stream_err(SpcpyStream *self, int rc)
+PyObject *spcpy_stream_err(SpcpyStream *self, int rc)
 {
     char detail[512] = "";
     if (self->s)
@@ -106,7 +88,7 @@ static PyObject *stream_err(SpcpyStream *self, int rc)
     return spcpy_raise(rc, detail);
 }
 
-static PyObject *stream_err_obj(SpcpyStream *self, int rc)
+PyObject *spcpy_stream_err_obj(SpcpyStream *self, int rc)
 {
     char detail[512] = "";
     if (self->s)
@@ -114,98 +96,7 @@ static PyObject *stream_err_obj(SpcpyStream *self, int rc)
     return spcpy_error(rc, detail);
 }
 
-/* ------------------------------------------------------------ completions */
-
-/* Resolves one async completion: token is (future, keep-alive); status/bytes as drained. */
-static int complete_token(SpcpyStream *self, PyObject *token, int status, uint64_t bytes)
-{
-    PyObject *fut = PyTuple_GET_ITEM(token, 0), *obj = PyTuple_GET_ITEM(token, 1);
-    if (SpcpyHeap_Check(obj))
-        ((SpcpyHeap *)obj)->busy--;
-    else if (PyObject_TypeCheck(obj, &SpcpyHeapReferenceList_Type))
-        spcpy_list_busy((SpcpyHeapReferenceList *)obj, -1);
-    else
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(obj); i++)
-            ((SpcpyHeapReference *)PyTuple_GET_ITEM(obj, i))->heap->busy--;
-    self->async_done++;
-    PyObject *arg = status < 0 ? stream_err_obj(self, status)
-                               : PyLong_FromUnsignedLongLong(bytes);
-    PyObject *r = arg ? PyObject_CallMethodOneArg(fut, status < 0 ? str_set_exception
-                                                                  : str_set_result, arg)
-                      : NULL;
-    Py_XDECREF(arg);
-    Py_DECREF(token);
-    if (r) {
-        Py_DECREF(r);
-        return 0;
-    }
-    /* A future the caller cancelled meanwhile refuses a result: not an error. */
-    if (invalid_state && PyErr_ExceptionMatches(invalid_state)) {
-        PyErr_Clear();
-        return 0;
-    }
-    return -1;
-}
-
-static int resolve_flush_waiters(SpcpyStream *self)
-{
-    if (!self->flush_waiters)
-        return 0;
-    Py_ssize_t n = PyList_GET_SIZE(self->flush_waiters), kept = 0;
-    PyObject *rest = PyList_New(0);
-    if (!rest)
-        return -1;
-    int ret = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *w = PyList_GET_ITEM(self->flush_waiters, i);
-        unsigned long long target = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(w, 0));
-        if (target <= self->async_done) {
-            PyObject *fut = PyTuple_GET_ITEM(w, 1);
-            PyObject *done = PyObject_CallMethod(fut, "done", NULL);
-            if (done && !PyObject_IsTrue(done)) {
-                PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
-                if (!r)
-                    ret = -1;
-                Py_XDECREF(r);
-            }
-            Py_XDECREF(done);
-        } else {
-            PyList_Append(rest, w);
-            kept++;
-        }
-    }
-    Py_SETREF(self->flush_waiters, rest);
-    return ret;
-}
-
-/* Drains every queued completion. With the GIL held; never blocks. */
-static int drain_all(SpcpyStream *self)
-{
-    struct spc_stream_completion c[64];
-    int n, ret = 0;
-    while ((n = spc_stream_drain(self->s, c, 64)) > 0) {
-        for (int i = 0; i < n; i++)
-            if (complete_token(self, (PyObject *)c[i].user, c[i].status, c[i].bytes) < 0)
-                ret = -1;
-        if (n < 64)
-            break;
-    }
-    if (resolve_flush_waiters(self) < 0)
-        ret = -1;
-    return ret;
-}
-
-static PyObject *stream_process_completions(SpcpyStream *self, PyObject *unused)
-{
-    (void)unused;
-    if (!self->s || !self->create_future)
-        Py_RETURN_NONE;
-    if (drain_all(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-/* Flushes, then (async streams) drains, so no token is left behind. */
+/* Flushes, then (asyncio streams) drains, so no completion token is left behind. */
 static int stream_flush_(SpcpyStream *self)
 {
     int rc;
@@ -215,10 +106,10 @@ static int stream_flush_(SpcpyStream *self)
     Py_END_ALLOW_THREADS
     self->calls--;
     if (rc < 0) {
-        stream_err(self, rc);
+        spcpy_stream_err(self, rc);
         return -1;
     }
-    if (self->create_future && drain_all(self) < 0)
+    if (self->create_future && spcpy_stream_drain_all(self) < 0)
         return -1;
     return 0;
 }
@@ -266,186 +157,6 @@ static void stream_dealloc(SpcpyStream *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* ------------------------------------------------------------ argument parsing */
-
-/* (heap, cnt=-1, substream_index=0, rate=-1.0), positional or keyword, parsed by hand
- * from a vectorcall: this runs once per heap sent, and the generic parser costs more
- * than the send itself. */
-static int heap_arg(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,
-                    PyObject *kwnames, SpcpyHeap **heap, struct spc_heap_ref *ref)
-{
-    static const char *const names[] = {"heap", "cnt", "substream_index", "rate"};
-    PyObject *v[4] = {NULL, NULL, NULL, NULL};
-    if (nargs > 4) {
-        PyErr_Format(PyExc_TypeError, "send takes at most 4 arguments (%zd given)", nargs);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        v[i] = args[i];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-        if (!name)
-            return -1;
-        int j = 0;
-        while (j < 4 && strcmp(name, names[j]) != 0)
-            j++;
-        if (j == 4 || v[j]) {
-            PyErr_Format(PyExc_TypeError, j == 4 ? "unexpected keyword argument '%s'"
-                                                 : "argument '%s' given twice", name);
-            return -1;
-        }
-        v[j] = args[nargs + k];
-    }
-    if (!v[0] || !PyObject_TypeCheck(v[0], &SpcpyHeap_Type)) {
-        PyErr_SetString(PyExc_TypeError, "heap must be a speadcast.send.Heap");
-        return -1;
-    }
-    long long cnt = v[1] ? PyLong_AsLongLong(v[1]) : -1;
-    long long sub = v[2] ? PyLong_AsLongLong(v[2]) : 0;
-    double rate = v[3] ? PyFloat_AsDouble(v[3]) : -1.0;
-    if (PyErr_Occurred()) {
-        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_Clear();
-            return spcpy_raise(-SPC_EHEAP_CNT, "cnt or substream_index too large"), -1;
-        }
-        return -1;
-    }
-    if (stream_ready(self) < 0)
-        return -1;
-    *heap = (SpcpyHeap *)v[0];
-    if (!(*heap)->heap) {
-        PyErr_SetString(PyExc_RuntimeError, "Heap.__init__ was not called");
-        return -1;
-    }
-    if (sub < 0 || sub > UINT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "substream_index %lld is out of range", sub);
-        return -1;
-    }
-    const struct spc_flavour *f = spc_heap_flavour((*heap)->heap);
-    if (f->heap_address_bits != self->flavour.heap_address_bits ||
-        f->bug_compat != self->flavour.bug_compat) {
-        PyErr_Format(PyExc_ValueError,
-                     "the heap's flavour (heap_address_bits %u, bug_compat %u) differs from the "
-                     "stream's (%u, %u): give the stream StreamConfig(flavour=...)",
-                     f->heap_address_bits, f->bug_compat, self->flavour.heap_address_bits,
-                     self->flavour.bug_compat);
-        return -1;
-    }
-    *ref = (struct spc_heap_ref){(*heap)->heap, cnt < 0 ? SPC_CNT_AUTO : (uint64_t)cnt,
-                                 (uint32_t)sub, rate};
-    return 0;
-}
-
-/* A group argument: a HeapReferenceList, or any sequence of HeapReference (converted
- * to a tuple that the send keeps). *keep gets a new reference to what must live until
- * the send completes; refs (PyMem, caller frees) is set for a sequence, list for a
- * HeapReferenceList. */
-struct group {
-    PyObject *keep;
-    struct spc_heap_ref *refs;
-    size_t n;
-    SpcpyHeapReferenceList *hrl;
-    struct spc_heap_list *list;
-    int mode;
-};
-
-/* spead2 raises OSError(EINVAL) for an empty group. */
-static int raise_empty(void)
-{
-    PyObject *e = PyObject_CallFunction(PyExc_OSError, "is", EINVAL,
-                                        "send_heaps needs at least one heap");
-    if (e) {
-        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
-        Py_DECREF(e);
-    }
-    return -1;
-}
-
-static int group_arg(SpcpyStream *self, PyObject *args, PyObject *kw, struct group *g)
-{
-    static char *kwlist[] = {"heaps", "mode", NULL};
-    PyObject *heaps;
-    int mode = SPC_GROUP_ROUND_ROBIN;
-    memset(g, 0, sizeof *g);
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i", kwlist, &heaps, &mode))
-        return -1;
-    if (stream_ready(self) < 0)
-        return -1;
-    if (mode != SPC_GROUP_SERIAL && mode != SPC_GROUP_ROUND_ROBIN) {
-        PyErr_Format(PyExc_ValueError, "mode %d is not a GroupMode", mode);
-        return -1;
-    }
-    g->mode = mode;
-    if (PyObject_TypeCheck(heaps, &SpcpyHeapReferenceList_Type)) {
-        g->hrl = (SpcpyHeapReferenceList *)heaps;
-        if (!g->hrl->root) {
-            PyErr_SetString(PyExc_RuntimeError, "HeapReferenceList.__init__ was not called");
-            return -1;
-        }
-        if (g->hrl->count == 0)
-            return raise_empty();
-        if (!(g->list = spcpy_list_for(g->hrl, self->s, self->serial)))
-            return -1;
-        Py_INCREF(heaps);
-        g->keep = heaps;
-        g->n = (size_t)g->hrl->count;
-        return 0;
-    }
-    PyObject *t = PySequence_Tuple(heaps);
-    if (!t)
-        return -1;
-    Py_ssize_t n = PyTuple_GET_SIZE(t);
-    if (n == 0) {
-        Py_DECREF(t);
-        return raise_empty();
-    }
-    g->refs = PyMem_Calloc((size_t)n, sizeof(*g->refs));
-    if (!g->refs) {
-        Py_DECREF(t);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *r = PyTuple_GET_ITEM(t, i);
-        if (!PyObject_TypeCheck(r, &SpcpyHeapReference_Type)) {
-            PyErr_Format(PyExc_TypeError, "heaps[%zd] is not a HeapReference", i);
-            PyMem_Free(g->refs);
-            g->refs = NULL;
-            Py_DECREF(t);
-            return -1;
-        }
-        g->refs[i] = spcpy_ref_of((SpcpyHeapReference *)r);
-    }
-    g->keep = t;
-    g->n = (size_t)n;
-    return 0;
-}
-
-static void group_busy(struct group *g, Py_ssize_t delta)
-{
-    if (g->hrl) {
-        spcpy_list_busy(g->hrl, delta);
-        return;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(g->keep); i++)
-        ((SpcpyHeapReference *)PyTuple_GET_ITEM(g->keep, i))->heap->busy += delta;
-}
-
-static int group_send(SpcpyStream *self, struct group *g, spc_send_callback cb, void *user)
-{
-    if (g->hrl)
-        return spc_stream_send_list(self->s, g->list, (size_t)g->hrl->first, g->n,
-                                    (enum spc_group_mode)g->mode, cb, user);
-    return spc_stream_send_heaps(self->s, g->refs, g->n, (enum spc_group_mode)g->mode, cb, user);
-}
-
-static void group_free(struct group *g)
-{
-    PyMem_Free(g->refs);
-    Py_XDECREF(g->keep);
-}
-
 /* ------------------------------------------------------------ sync sends */
 
 static PyObject *stream_send_heap(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,
@@ -453,7 +164,7 @@ static PyObject *stream_send_heap(SpcpyStream *self, PyObject *const *args, Py_s
 {
     SpcpyHeap *heap;
     struct spc_heap_ref ref;
-    if (heap_arg(self, args, nargs, kwnames, &heap, &ref) < 0)
+    if (spcpy_heap_arg(self, args, nargs, kwnames, &heap, &ref) < 0)
         return NULL;
     uint64_t bytes = 0;
     int rc;
@@ -465,18 +176,18 @@ static PyObject *stream_send_heap(SpcpyStream *self, PyObject *const *args, Py_s
     self->calls--;
     heap->busy--;
     if (rc < 0)
-        return stream_err(self, rc);
+        return spcpy_stream_err(self, rc);
     return PyLong_FromUnsignedLongLong(bytes);
 }
 
 static PyObject *stream_send_heaps(SpcpyStream *self, PyObject *args, PyObject *kw)
 {
-    struct group g;
-    if (group_arg(self, args, kw, &g) < 0)
+    struct spcpy_group g;
+    if (spcpy_group_arg(self, args, kw, &g) < 0)
         return NULL;
     uint64_t bytes = 0;
     int rc;
-    group_busy(&g, 1);
+    spcpy_group_busy(&g, 1);
     self->calls++;
     Py_BEGIN_ALLOW_THREADS
     if (g.hrl)
@@ -487,155 +198,19 @@ static PyObject *stream_send_heaps(SpcpyStream *self, PyObject *args, PyObject *
                                         &bytes);
     Py_END_ALLOW_THREADS
     self->calls--;
-    group_busy(&g, -1);
-    group_free(&g);
+    spcpy_group_busy(&g, -1);
+    spcpy_group_free(&g);
     if (rc < 0)
-        return stream_err(self, rc);
+        return spcpy_stream_err(self, rc);
     return PyLong_FromUnsignedLongLong(bytes);
 }
 
 static PyObject *stream_flush(SpcpyStream *self, PyObject *unused)
 {
     (void)unused;
-    if (stream_ready(self) < 0 || stream_flush_(self) < 0)
+    if (spcpy_stream_ready(self) < 0 || stream_flush_(self) < 0)
         return NULL;
     Py_RETURN_NONE;
-}
-
-/* ------------------------------------------------------------ async sends */
-
-static PyObject *new_future(SpcpyStream *self)
-{
-    if (!self->create_future) {
-        PyErr_SetString(PyExc_RuntimeError, "not an asyncio stream (no event loop attached)");
-        return NULL;
-    }
-    return PyObject_CallNoArgs(self->create_future);
-}
-
-/* Queues with token (future, keep) as the completion's user pointer; a refused send
- * sets the future's exception at once, as spead2 does. */
-static PyObject *async_queue(SpcpyStream *self, PyObject *fut, PyObject *keep, int rc_send)
-{
-    (void)keep;
-    if (rc_send < 0) {
-        PyObject *e = stream_err_obj(self, rc_send);
-        PyObject *r = e ? PyObject_CallMethod(fut, "set_exception", "O", e) : NULL;
-        Py_XDECREF(e);
-        if (!r) {
-            Py_DECREF(fut);
-            return NULL;
-        }
-        Py_DECREF(r);
-        return fut;
-    }
-    self->async_sent++;
-    return fut;
-}
-
-static PyObject *stream_async_send_heap(SpcpyStream *self, PyObject *const *args,
-                                        Py_ssize_t nargs, PyObject *kwnames)
-{
-    SpcpyHeap *heap;
-    struct spc_heap_ref ref;
-    if (heap_arg(self, args, nargs, kwnames, &heap, &ref) < 0)
-        return NULL;
-    PyObject *fut = new_future(self);
-    if (!fut)
-        return NULL;
-    PyObject *token = PyTuple_Pack(2, fut, (PyObject *)heap);
-    if (!token) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    /* on_full "fail" for asyncio streams: never waits, so the GIL stays held. */
-    int rc = spc_stream_send(self->s, &ref, NULL, token);
-    if (rc < 0)
-        Py_DECREF(token);
-    else
-        heap->busy++; /* token now belongs to the stream until drained */
-    return async_queue(self, fut, (PyObject *)heap, rc);
-}
-
-static PyObject *stream_async_send_heaps(SpcpyStream *self, PyObject *args, PyObject *kw)
-{
-    struct group g;
-    if (group_arg(self, args, kw, &g) < 0)
-        return NULL;
-    PyObject *fut = new_future(self);
-    PyObject *token = fut ? PyTuple_Pack(2, fut, g.keep) : NULL;
-    if (!token) {
-        Py_XDECREF(fut);
-        group_free(&g);
-        return NULL;
-    }
-    int rc = group_send(self, &g, NULL, token);
-    if (rc < 0)
-        Py_DECREF(token);
-    else
-        group_busy(&g, 1);
-    group_free(&g);
-    return async_queue(self, fut, NULL, rc);
-}
-
-static PyObject *stream_async_flush(SpcpyStream *self, PyObject *unused)
-{
-    (void)unused;
-    if (stream_ready(self) < 0)
-        return NULL;
-    PyObject *fut = new_future(self);
-    if (!fut)
-        return NULL;
-    if (drain_all(self) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    if (self->async_done >= self->async_sent) {
-        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
-        if (!r) {
-            Py_DECREF(fut);
-            return NULL;
-        }
-        Py_DECREF(r);
-        return fut;
-    }
-    PyObject *w = Py_BuildValue("(KO)", (unsigned long long)self->async_sent, fut);
-    if (!w || PyList_Append(self->flush_waiters, w) < 0) {
-        Py_XDECREF(w);
-        Py_DECREF(fut);
-        return NULL;
-    }
-    Py_DECREF(w);
-    return fut;
-}
-
-/* _attach_loop(loop): asyncio streams call this once; completions then resolve
- * futures made by loop.create_future. Returns the completion fd to watch. */
-static PyObject *stream_attach_loop(SpcpyStream *self, PyObject *loop)
-{
-    if (stream_ready(self) < 0)
-        return NULL;
-    int fd = spc_stream_completion_fd(self->s);
-    if (fd < 0)
-        return spcpy_raise(fd, "the stream was opened without completion_queue");
-    if (!invalid_state) {
-        PyObject *mod = PyImport_ImportModule("asyncio");
-        if (!mod)
-            return NULL;
-        invalid_state = PyObject_GetAttrString(mod, "InvalidStateError");
-        Py_DECREF(mod);
-        str_set_result = PyUnicode_InternFromString("set_result");
-        str_set_exception = PyUnicode_InternFromString("set_exception");
-        if (!invalid_state || !str_set_result || !str_set_exception)
-            return NULL;
-    }
-    PyObject *cf = PyObject_GetAttrString(loop, "create_future");
-    if (!cf)
-        return NULL;
-    Py_XSETREF(self->create_future, cf);
-    if (!self->flush_waiters && !(self->flush_waiters = PyList_New(0)))
-        return NULL;
-    return PyLong_FromLong(fd);
 }
 
 /* ------------------------------------------------------------ settings and queries */
@@ -646,7 +221,7 @@ static PyObject *stream_set_cnt_sequence(SpcpyStream *self, PyObject *args, PyOb
     unsigned long long next, step;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "KK", kwlist, &next, &step))
         return NULL;
-    if (stream_ready(self) < 0)
+    if (spcpy_stream_ready(self) < 0)
         return NULL;
     int rc = spc_stream_set_cnt_sequence(self->s, next, step);
     if (rc < 0)
@@ -657,7 +232,7 @@ static PyObject *stream_set_cnt_sequence(SpcpyStream *self, PyObject *args, PyOb
 static PyObject *stream_getvalue(SpcpyStream *self, PyObject *unused)
 {
     (void)unused;
-    if (stream_ready(self) < 0 || stream_flush_(self) < 0)
+    if (spcpy_stream_ready(self) < 0 || stream_flush_(self) < 0)
         return NULL;
     const uint8_t *data;
     size_t len;
@@ -670,7 +245,7 @@ static PyObject *stream_getvalue(SpcpyStream *self, PyObject *unused)
 static PyObject *stream_reset(SpcpyStream *self, PyObject *unused)
 {
     (void)unused;
-    if (stream_ready(self) < 0)
+    if (spcpy_stream_ready(self) < 0)
         return NULL;
     int rc = spc_bytes_stream_reset(self->s);
     if (rc < 0)
@@ -682,7 +257,7 @@ static PyObject *stream_reset(SpcpyStream *self, PyObject *unused)
  * transport (ibverbs memory_regions); the view is held until close. */
 static PyObject *stream_register_memory(SpcpyStream *self, PyObject *obj)
 {
-    if (stream_ready(self) < 0)
+    if (spcpy_stream_ready(self) < 0)
         return NULL;
     Py_buffer *grown = PyMem_Realloc(self->regions, (self->n_regions + 1) * sizeof(*grown));
     if (!grown)
@@ -695,7 +270,7 @@ static PyObject *stream_register_memory(SpcpyStream *self, PyObject *obj)
     int rc = v->len > 0 ? spc_stream_register_memory(self->s, v->buf, (size_t)v->len, &mem) : 0;
     if (rc < 0) {
         PyBuffer_Release(v);
-        return stream_err(self, rc);
+        return spcpy_stream_err(self, rc);
     }
     self->n_regions++;
     Py_RETURN_NONE;
@@ -704,7 +279,7 @@ static PyObject *stream_register_memory(SpcpyStream *self, PyObject *obj)
 static PyObject *stream_get_num_substreams(SpcpyStream *self, void *c)
 {
     (void)c;
-    if (stream_ready(self) < 0)
+    if (spcpy_stream_ready(self) < 0)
         return NULL;
     return PyLong_FromUnsignedLong(spc_stream_n_substreams(self->s));
 }
@@ -712,7 +287,7 @@ static PyObject *stream_get_num_substreams(SpcpyStream *self, void *c)
 static PyObject *stream_get_config_dict(SpcpyStream *self, void *c)
 {
     (void)c;
-    if (stream_ready(self) < 0)
+    if (spcpy_stream_ready(self) < 0)
         return NULL;
     const struct spc_stream_config *sc = spc_stream_get_config(self->s);
     return Py_BuildValue("{s:n,s:d,s:n,s:n,s:d,s:i,s:i,s:(II)}", "max_packet_size",
@@ -726,7 +301,7 @@ static PyObject *stream_get_config_dict(SpcpyStream *self, void *c)
 static PyObject *stream_get_stats(SpcpyStream *self, void *c)
 {
     (void)c;
-    if (stream_ready(self) < 0)
+    if (spcpy_stream_ready(self) < 0)
         return NULL;
     struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(self->s, &st);
@@ -757,11 +332,11 @@ static PyMethodDef stream_methods[] = {
      "send_heap(heap, cnt=-1, substream_index=0, rate=-1.0) -> bytes sent; waits"},
     {"send_heaps", FN(stream_send_heaps), KW,
      "send_heaps(heaps, mode) -> bytes sent; all or nothing; waits"},
-    {"async_send_heap", FN(stream_async_send_heap), METH_FASTCALL | METH_KEYWORDS,
+    {"async_send_heap", FN(spcpy_stream_async_send_heap), METH_FASTCALL | METH_KEYWORDS,
      "async_send_heap(heap, cnt=-1, substream_index=0, rate=-1.0) -> future of bytes sent"},
-    {"async_send_heaps", FN(stream_async_send_heaps), KW,
+    {"async_send_heaps", FN(spcpy_stream_async_send_heaps), KW,
      "async_send_heaps(heaps, mode) -> future of bytes sent"},
-    {"async_flush", FN(stream_async_flush), METH_NOARGS,
+    {"async_flush", FN(spcpy_stream_async_flush), METH_NOARGS,
      "future resolved once every heap queued before the call has completed"},
     {"flush", FN(stream_flush), METH_NOARGS, "wait until every queued heap has completed"},
     {"close", FN(stream_close), METH_NOARGS, "flush and close the stream (idempotent)"},
@@ -770,8 +345,8 @@ static PyMethodDef stream_methods[] = {
     {"reset", FN(stream_reset), METH_NOARGS, "bytes transport: empty the buffer"},
     {"register_memory", FN(stream_register_memory), METH_O,
      "register a buffer with the transport (kept until close)"},
-    {"_attach_loop", FN(stream_attach_loop), METH_O, "asyncio: attach an event loop"},
-    {"_process_completions", FN(stream_process_completions), METH_NOARGS,
+    {"_attach_loop", FN(spcpy_stream_attach_loop), METH_O, "asyncio: attach an event loop"},
+    {"_process_completions", FN(spcpy_stream_process_completions), METH_NOARGS,
      "asyncio: resolve the futures of completed sends"},
     {NULL, NULL, 0, NULL}};
 

@@ -137,3 +137,16 @@ async def test_close_stops_watching_the_fd():
     stream.close()
     with pytest.raises(ValueError, match='closed'):
         stream.async_send_heap(heap_of(1))
+
+
+@pytest.mark.asyncio
+async def test_blocking_asyncio_stream_waits_for_room():
+    # on_full "block": a full queue makes the send wait (GIL released) instead of failing.
+    stream = saio.BytesStream(POOL, send.StreamConfig(max_heaps=1, rate=1e7, burst_size=0,
+                                                      on_full='block'))
+    futures = [stream.async_send_heap(heap_of(i, 20000)) for i in range(3)]
+    futures.append(stream.async_send_heaps([send.HeapReference(heap_of(9))],
+                                           send.GroupMode.SERIAL))
+    sizes = await asyncio.gather(*futures)
+    assert all(s > 0 for s in sizes)
+    assert [h.cnt for h in recv.decode_bytes(stream.getvalue())] == [1, 2, 3, 4]
