@@ -290,6 +290,8 @@ class UdpStream(Stream):
     (socket, endpoints, config), (endpoints, config, buffer_size, socket=sock),
     and (hostname, port, ...) in place of endpoints."""
 
+    DEFAULT_BUFFER_SIZE = DEFAULT_BUFFER_SIZE
+
     def __init__(self, *args, **kwargs):
         pool, args = _split_pool(args, kwargs)
         opts = {}
@@ -327,7 +329,10 @@ class UdpStream(Stream):
 
 class TcpStream(Stream):
     """TCP to one endpoint: (endpoints, config, buffer_size, interface_address) connects
-    (waiting, with the GIL released); (socket, config) uses a connected socket."""
+    (waiting, with the GIL released); (socket, config) uses a connected socket. The
+    default buffer_size 0 leaves the kernel's autotuned send buffer."""
+
+    DEFAULT_BUFFER_SIZE = 0
 
     def __init__(self, *args, **kwargs):
         pool, args = _split_pool(args, kwargs)
@@ -344,7 +349,7 @@ class TcpStream(Stream):
                 raise TypeError('TcpStream needs endpoints or a socket')
             opts['endpoints'] = [_endpoint(e) for e in endpoints]
             config = _take(args, kwargs, 'config', None)
-            opts['buffer_size'] = int(_take(args, kwargs, 'buffer_size', 0))
+            opts['buffer_size'] = int(_take(args, kwargs, 'buffer_size', self.DEFAULT_BUFFER_SIZE))
             addr = _take(args, kwargs, 'interface_address', '')
             if addr:
                 opts['interface_address'] = addr
