@@ -18,6 +18,7 @@ import asyncio
 import collections
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -53,15 +54,22 @@ def config(**kw):
     return send.StreamConfig(flavour=speadcast.Flavour(heap_address_bits=48), **kw)
 
 
+def cpu_seconds(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(fn, seconds):
-    """Runs fn(n) with growing n until it takes `seconds`; returns units per second."""
+    """Runs fn(n) with growing n until it takes `seconds`; returns (units per second,
+    CPU microseconds per unit of this process: caller and writer threads together)."""
     n = 256
     while True:
+        c0 = cpu_seconds(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         done = fn(n)
         dt = time.perf_counter() - t0
         if dt >= seconds or n >= 1 << 26:
-            return done / dt
+            return done / dt, (cpu_seconds(resource.RUSAGE_SELF) - c0) / done * 1e6
         n = int(n * max(2.0, min(10.0, seconds / max(dt, 1e-3) * 1.1)))
 
 
@@ -107,29 +115,37 @@ def bench_asyncio(rx, seconds):
         await run(1000)
         n = 4096
         while True:
+            c0 = cpu_seconds(resource.RUSAGE_SELF)
             t0 = time.perf_counter()
             await run(n)
             dt = time.perf_counter() - t0
             if dt >= seconds:
-                return n / dt
+                return n / dt, (cpu_seconds(resource.RUSAGE_SELF) - c0) / n * 1e6
             n = int(n * max(2.0, min(10.0, seconds / max(dt, 1e-3) * 1.1)))
     return asyncio.run(main())
 
 
 def bench_large(rx, seconds, heaps):
+    """4 MiB heaps, 4 in flight, each slot with its own buffer: as speadcast-send does
+    (without --verify its buffers are calloc'ed and never written, and so are these:
+    np.zeros of this size is fresh zero pages)."""
     async def main():
+        fl = speadcast.Flavour(heap_address_bits=48)
         stream = saio.UdpStream(None, [rx.getsockname()],
                                 config(max_packet_size=8972, max_heaps=4))
-        ig = send.ItemGroup(flavour=speadcast.Flavour(heap_address_bits=48))
-        ig.add_item(0x1000, 'data', '', (4 << 20,), dtype='u1', value=np.ones(4 << 20, 'u1'))
-        heap = ig.get_heap(descriptors='none')
-        window = []
+        slots = []
+        for _ in range(4):
+            ig = send.ItemGroup(flavour=fl)
+            ig.add_item(0x1000, 'data', '', (1 << 20,), dtype='>u4',
+                        value=np.zeros(1 << 20, '>u4'))
+            slots.append(ig.get_heap(descriptors='none'))
+        window = collections.deque()
         t0 = time.perf_counter()
         sent = 0
-        for _ in range(heaps):
-            window.append(stream.async_send_heap(heap))
+        for i in range(heaps):
+            window.append(stream.async_send_heap(slots[i % 4]))
             if len(window) == 4:
-                sent += await window.pop(0)
+                sent += await window.popleft()
         for f in window:
             sent += await f
         return sent * 8 / (time.perf_counter() - t0) / 1e9
@@ -168,23 +184,35 @@ def main():
             ('asyncio', 'asyncio async_send_heap, 32 in flight', bench_asyncio)]
     for key, what, fn in rows:
         got = [fn(rx, args.seconds) for _ in range(args.rounds)]
-        print('{:<42} {:>10,.0f} heaps/s [{:,.0f}-{:,.0f}]  spead2 {}; target {}'.format(
-            what, max(got), min(got), max(got), SPEAD2[key], TARGET[key]))
-    # Python and speadcast-send alternate, so both see the same machine load.
-    ours, tool = [], []
+        rates = [r for r, _ in got]
+        cpu = min(c for _, c in got)
+        print('{:<42} {:>10,.0f} heaps/s [{:,.0f}-{:,.0f}]  {:.2f} CPU us/heap; spead2 {}; '
+              'target {}'.format(what, max(rates), min(rates), max(rates), cpu, SPEAD2[key],
+                                 TARGET[key]))
+    # Python and speadcast-send alternate, so both see the same machine load. CPU seconds
+    # per Gbit (this process / the child) are printed too: on a shared machine they
+    # compare the two better than wall-clock rates do.
+    ours, tool, cpu_ours, cpu_tool = [], [], 0.0, 0.0
+    gbit = args.large_heaps * (4 << 20) * 8 / 1e9
     for _ in range(args.rounds):
+        c0 = cpu_seconds(resource.RUSAGE_SELF)
         ours.append(bench_large(rx, args.seconds, args.large_heaps))
+        cpu_ours += cpu_seconds(resource.RUSAGE_SELF) - c0
         if os.path.exists(args.speadcast_send):
+            c0 = cpu_seconds(resource.RUSAGE_CHILDREN)
             t = run_tool(args.speadcast_send, rx, args.large_heaps)
             if t is not None:
                 tool.append(t)
-    print('{:<42} {:>10.2f} Gb/s    [{:.2f}-{:.2f}]  spead2 {}; target {}'.format(
-        '4 MiB heaps, 8972-byte packets', max(ours), min(ours), max(ours), SPEAD2['large'],
-        TARGET['large']))
+                cpu_tool += cpu_seconds(resource.RUSAGE_CHILDREN) - c0
+    print('{:<42} {:>10.2f} Gb/s    [{:.2f}-{:.2f}]  {:.4f} CPU s/Gbit; spead2 {}; target {}'
+          .format('4 MiB heaps, 8972-byte packets', max(ours), min(ours), max(ours),
+                  cpu_ours / (gbit * len(ours)), SPEAD2['large'], TARGET['large']))
     if tool:
-        print('{:<42} {:>10.2f} Gb/s    [{:.2f}-{:.2f}]  Python/speadcast-send = {:.1f} %'.format(
-            'speadcast-send, same heaps, alternating', max(tool), min(tool), max(tool),
-            100 * max(ours) / max(tool)))
+        print('{:<42} {:>10.2f} Gb/s    [{:.2f}-{:.2f}]  {:.4f} CPU s/Gbit; Python/tool: '
+              '{:.1f} % of the rate, {:.1f} % of the CPU per bit'.format(
+                  'speadcast-send, same heaps, alternating', max(tool), min(tool), max(tool),
+                  cpu_tool / (gbit * len(tool)), 100 * max(ours) / max(tool),
+                  100 * (cpu_ours / len(ours)) / (cpu_tool / len(tool))))
     else:
         print('speadcast-send not found (--speadcast-send PATH): no comparison')
     rx.close()
