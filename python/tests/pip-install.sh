@@ -5,6 +5,8 @@
 set -eu
 python=$1
 src=$2
+# Without python3-venv (ensurepip) there is nothing to test: ctest reports a skip.
+"$python" -c 'import ensurepip, venv' 2>/dev/null || { echo "python3-venv is not installed"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 "$python" -m venv --system-site-packages "$tmp/venv"
