@@ -9,6 +9,7 @@ Offline on Debian 12 with Debian's python3-setuptools, python3-numpy and python3
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -19,8 +20,13 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def _plugin_names():
-    return sorted(os.path.basename(os.path.dirname(p))
-                  for p in glob.glob(os.path.join(ROOT, 'plugins', '*', 'CMakeLists.txt')))
+    """The in-tree plugin targets: each speadcast_add_plugin(<name> ...) call."""
+    names = set()
+    for path in glob.glob(os.path.join(ROOT, 'plugins', '*', 'CMakeLists.txt')):
+        with open(path) as f:
+            names.update(re.findall(r'^\s*speadcast_add_plugin\(\s*([A-Za-z0-9_-]+)', f.read(),
+                                    re.M))
+    return sorted(names)
 
 
 class CMakeBuildExt(build_ext):
