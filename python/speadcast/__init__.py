@@ -7,16 +7,26 @@ import itertools
 import os
 
 from . import _speadcast
-from ._speadcast import (  # noqa: F401  (re-exported constants)
+from ._speadcast import (  # re-exported, see __all__
     NULL_ID, HEAP_CNT_ID, HEAP_LENGTH_ID, PAYLOAD_OFFSET_ID, PAYLOAD_LENGTH_ID, DESCRIPTOR_ID,
     STREAM_CTRL_ID, DESCRIPTOR_NAME_ID, DESCRIPTOR_DESCRIPTION_ID, DESCRIPTOR_SHAPE_ID,
     DESCRIPTOR_FORMAT_ID, DESCRIPTOR_ID_ID, DESCRIPTOR_DTYPE_ID, CTRL_STREAM_START,
     CTRL_DESCRIPTOR_REISSUE, CTRL_STREAM_STOP, CTRL_DESCRIPTOR_UPDATE,
     BUG_COMPAT_DESCRIPTOR_WIDTHS, BUG_COMPAT_SHAPE_BIT_1, BUG_COMPAT_SWAP_ENDIAN,
     BUG_COMPAT_PYSPEAD_0_5_2, library_version)
-from ._items import Descriptor, Item, ItemGroup  # noqa: F401
+from ._items import Descriptor, Item, ItemGroup
 
 __version__ = library_version
+
+__all__ = [
+    'NULL_ID', 'HEAP_CNT_ID', 'HEAP_LENGTH_ID', 'PAYLOAD_OFFSET_ID', 'PAYLOAD_LENGTH_ID',
+    'DESCRIPTOR_ID', 'STREAM_CTRL_ID', 'DESCRIPTOR_NAME_ID', 'DESCRIPTOR_DESCRIPTION_ID',
+    'DESCRIPTOR_SHAPE_ID', 'DESCRIPTOR_FORMAT_ID', 'DESCRIPTOR_ID_ID', 'DESCRIPTOR_DTYPE_ID',
+    'CTRL_STREAM_START', 'CTRL_DESCRIPTOR_REISSUE', 'CTRL_STREAM_STOP', 'CTRL_DESCRIPTOR_UPDATE',
+    'BUG_COMPAT_DESCRIPTOR_WIDTHS', 'BUG_COMPAT_SHAPE_BIT_1', 'BUG_COMPAT_SWAP_ENDIAN',
+    'BUG_COMPAT_PYSPEAD_0_5_2', 'MAX_ITEM_POINTER_BITS', 'DEFAULT_HEAP_ADDRESS_BITS',
+    'Flavour', 'Descriptor', 'Item', 'ItemGroup', 'ThreadPool', 'InprocQueue', 'plugins',
+]
 
 # Constants spead2 exports that have no C counterpart.
 MAX_ITEM_POINTER_BITS = 64

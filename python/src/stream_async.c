@@ -119,7 +119,9 @@ static PyObject *new_future(SpcpyStream *self)
 static int send_token(SpcpyStream *self, const struct spc_heap_ref *ref, struct spcpy_group *g,
                       PyObject *token)
 {
-    return ref ? spc_stream_send(self->s, ref, NULL, token) : spcpy_group_send(self, g, NULL, token);
+    if (ref)
+        return spc_stream_send(self->s, ref, NULL, token);
+    return spcpy_group_send(self, g, NULL, token);
 }
 
 /* Queues one heap (ref) or a group (g) with the token (future, keep) as the completion's
