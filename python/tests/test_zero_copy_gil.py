@@ -94,3 +94,32 @@ async def test_asyncio_ibv_no_device():
     cfg = send.UdpIbvConfig(endpoints=[('239.1.1.1', 7000)], interface_address='127.0.0.1')
     with pytest.raises(OSError, match='no RDMA device'):
         saio.UdpIbvStream(None, send.StreamConfig(), cfg)
+
+
+def test_sync_queue_full_with_on_full_fail():
+    # spead2's behaviour, chosen explicitly: a full queue fails the send at once.
+    stream = send.BytesStream(None, send.StreamConfig(max_heaps=1, rate=2e6, burst_size=0,
+                                                      on_full='fail'))
+    ig = send.ItemGroup()
+    ig.add_item(0x1000, 'a', '', (50000,), dtype='<u4', value=np.zeros(50000, '<u4'))
+    heap = ig.get_heap(descriptors='none')
+    t = threading.Thread(target=stream.send_heap, args=(heap,))
+    t.start()
+    deadline = time.monotonic() + 10
+    while stream.stats['packets'] == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with pytest.raises(OSError) as e:
+        stream.send_heap(heap)
+    t.join(10)
+    assert e.value.errno == 105 and 'queue' in str(e.value)
+
+
+def test_receiver_timeout_and_end():
+    q = speadcast.InprocQueue()
+    r = recv.InprocReceiver(q)
+    with pytest.raises(TimeoutError):
+        r.get(timeout=0.01)
+    r.stop()
+    assert q.stopped and r.get(timeout=1) is None
+    with pytest.raises(ValueError):
+        recv.decode_bytes(b'\x00' * 16)
