@@ -34,8 +34,9 @@ def _heap_with_array(n, value):
 
 @pytest.mark.asyncio
 async def test_dropped_heap_is_sent_then_released():
-    # 1 MB/s keeps the heap in flight while Python drops every reference to it.
-    stream = saio.BytesStream(POOL, send.StreamConfig(rate=1e6, burst_size=0, max_heaps=4))
+    # 200 kB/s keeps the heap (80 kB) in flight for 0.4 s while Python drops every
+    # reference to it.
+    stream = saio.BytesStream(POOL, send.StreamConfig(rate=2e5, burst_size=0, max_heaps=4))
     heap, array_ref = _heap_with_array(20000, 0xabcd)
     heap_ref = weakref.ref(heap)
     fut = stream.async_send_heap(heap)
@@ -82,7 +83,7 @@ def test_heap_list_keeps_heaps():
 
 @pytest.mark.asyncio
 async def test_busy_heap_refuses_changes():
-    stream = saio.BytesStream(POOL, send.StreamConfig(rate=1e6, burst_size=0))
+    stream = saio.BytesStream(POOL, send.StreamConfig(rate=2e5, burst_size=0))
     heap, _ = _heap_with_array(20000, 3)
     fut = stream.async_send_heap(heap)
     with pytest.raises(RuntimeError, match='being sent'):
@@ -101,7 +102,7 @@ async def test_busy_heap_refuses_changes():
 @pytest.mark.parametrize('transport', ['inproc', 'udp'])
 def test_concurrent_senders(transport):
     threads, per = 4, 250
-    rx = None
+    heaps = []
     if transport == 'inproc':
         q = speadcast.InprocQueue()
         stream = send.InprocStream(POOL, [q], send.StreamConfig(max_heaps=2))
@@ -109,8 +110,17 @@ def test_concurrent_senders(transport):
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         rx.bind(('127.0.0.1', 0))
-        rx.settimeout(5)
+        rx.settimeout(2)
         stream = send.UdpStream(POOL, [rx.getsockname()], send.StreamConfig(max_heaps=2))
+
+        def read():     # drains the socket while the senders run
+            try:
+                while len(heaps) < threads * per:
+                    heaps.extend(recv.decode_bytes(rx.recv(9000)))
+            except socket.timeout:
+                pass
+        reader = threading.Thread(target=read)
+        reader.start()
     errors = []
 
     def worker(t):
@@ -128,25 +138,17 @@ def test_concurrent_senders(transport):
         t.join(60)
     assert not errors
     stream.flush()
-    values, cnts = set(), set()
     if transport == 'inproc':
         q.stop()
         heaps = list(recv.InprocReceiver(q))
-    else:
-        heaps = []
-        try:
-            while len(heaps) < threads * per:
-                heaps.extend(recv.decode_bytes(rx.recv(9000)))
-        except socket.timeout:
-            pass
-        rx.close()
-    for h in heaps:
-        cnts.add(h.cnt)
-        values.add(int.from_bytes(h.get_items()[0].value[-4:], 'big'))
-    if transport == 'inproc':
         assert len(heaps) == threads * per
-    # UDP on loopback with a large receive buffer: expect (nearly) everything.
-    assert len(heaps) >= threads * per * 0.9
+    else:
+        reader.join(30)
+        rx.close()
+        # UDP on loopback, read while sent: expect (nearly) everything.
+        assert len(heaps) >= threads * per * 0.9
+    cnts = {h.cnt for h in heaps}
+    values = {int.from_bytes(h.get_items()[0].value[-4:], 'big') for h in heaps}
     assert len(cnts) == len(heaps) and len(values) == len(heaps)
 
 

@@ -29,8 +29,8 @@ def test_array_is_referenced_not_copied():
 
 
 def test_blocking_send_releases_the_gil():
-    # 2 MB/s: a 200 kB heap takes ~0.1 s, during which this thread keeps running Python.
-    stream = send.BytesStream(None, send.StreamConfig(rate=2e6, burst_size=0))
+    # 500 kB/s: a 200 kB heap takes ~0.4 s, during which this thread keeps running Python.
+    stream = send.BytesStream(None, send.StreamConfig(rate=5e5, burst_size=0))
     ig = send.ItemGroup()
     ig.add_item(0x1000, 'a', '', (50000,), dtype='<u4', value=np.zeros(50000, '<u4'))
     heap = ig.get_heap(descriptors='none')
@@ -98,7 +98,7 @@ async def test_asyncio_ibv_no_device():
 
 def test_sync_queue_full_with_on_full_fail():
     # spead2's behaviour, chosen explicitly: a full queue fails the send at once.
-    stream = send.BytesStream(None, send.StreamConfig(max_heaps=1, rate=2e6, burst_size=0,
+    stream = send.BytesStream(None, send.StreamConfig(max_heaps=1, rate=5e5, burst_size=0,
                                                       on_full='fail'))
     ig = send.ItemGroup()
     ig.add_item(0x1000, 'a', '', (50000,), dtype='<u4', value=np.zeros(50000, '<u4'))
