@@ -29,7 +29,7 @@ static int href_init(SpcpyHeapReference *self, PyObject *args, PyObject *kw)
     Py_INCREF(heap);
     Py_XSETREF(self->heap, (SpcpyHeap *)heap);
     self->cnt = cnt < 0 ? -1 : cnt;
-    self->substream_index = (unsigned long)sub;
+    self->substream_index = (unsigned int)sub;
     self->rate = rate;
     return 0;
 }
@@ -42,10 +42,9 @@ static void href_dealloc(SpcpyHeapReference *self)
 
 static PyMemberDef href_members[] = {
     {"heap", T_OBJECT_EX, offsetof(SpcpyHeapReference, heap), READONLY, "the heap"},
-    {"cnt", T_LONGLONG, offsetof(SpcpyHeapReference, cnt), READONLY, "heap cnt, -1 = automatic"},
-    {"substream_index", T_ULONG, offsetof(SpcpyHeapReference, substream_index), READONLY,
-     "substream"},
-    {"rate", T_DOUBLE, offsetof(SpcpyHeapReference, rate), READONLY,
+    {"cnt", T_LONGLONG, offsetof(SpcpyHeapReference, cnt), 0, "heap cnt, negative = automatic"},
+    {"substream_index", T_UINT, offsetof(SpcpyHeapReference, substream_index), 0, "substream"},
+    {"rate", T_DOUBLE, offsetof(SpcpyHeapReference, rate), 0,
      "bytes/s; negative = the stream's rate, 0 = unlimited"},
     {NULL, 0, 0, 0, NULL}};
 
@@ -59,6 +58,21 @@ PyTypeObject SpcpyHeapReference_Type = {
     .tp_dealloc = (destructor)href_dealloc,
     .tp_members = href_members,
 };
+
+/* A new HeapReference with r's fields (the same heap). */
+static PyObject *href_copy(const SpcpyHeapReference *r)
+{
+    SpcpyHeapReference *c =
+        (SpcpyHeapReference *)SpcpyHeapReference_Type.tp_alloc(&SpcpyHeapReference_Type, 0);
+    if (!c)
+        return NULL;
+    Py_INCREF(r->heap);
+    c->heap = r->heap;
+    c->cnt = r->cnt;
+    c->substream_index = r->substream_index;
+    c->rate = r->rate;
+    return (PyObject *)c;
+}
 
 /* ------------------------------------------------------------ HeapReferenceList */
 
@@ -77,16 +91,27 @@ static int hrl_init(SpcpyHeapReferenceList *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_RuntimeError, "HeapReferenceList already initialised");
         return -1;
     }
-    PyObject *t = PySequence_Tuple(heaps);
+    PyObject *given = PySequence_Tuple(heaps);
+    if (!given)
+        return -1;
+    /* A copy of each reference, as spead2 copies them: changing a HeapReference later
+     * does not change the list. */
+    PyObject *t = PyTuple_New(PyTuple_GET_SIZE(given));
+    for (Py_ssize_t i = 0; t && i < PyTuple_GET_SIZE(given); i++) {
+        PyObject *r = PyTuple_GET_ITEM(given, i);
+        PyObject *c = NULL;
+        if (!PyObject_TypeCheck(r, &SpcpyHeapReference_Type))
+            PyErr_Format(PyExc_TypeError, "heaps[%zd] is not a HeapReference", i);
+        else
+            c = href_copy((SpcpyHeapReference *)r);
+        if (!c)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, i, c);
+    }
+    Py_DECREF(given);
     if (!t)
         return -1;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
-        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(t, i), &SpcpyHeapReference_Type)) {
-            PyErr_Format(PyExc_TypeError, "heaps[%zd] is not a HeapReference", i);
-            Py_DECREF(t);
-            return -1;
-        }
-    }
     self->root = self;
     self->refs = t;
     self->first = 0;
@@ -147,9 +172,7 @@ static PyObject *hrl_subscript(SpcpyHeapReferenceList *self, PyObject *key)
         PyErr_SetString(PyExc_IndexError, "HeapReferenceList index out of range");
         return NULL;
     }
-    PyObject *r = (PyObject *)hrl_at(self, i);
-    Py_INCREF(r);
-    return r;
+    return href_copy(hrl_at(self, i));
 }
 
 struct spc_heap_list *spcpy_list_for(SpcpyHeapReferenceList *l, struct spc_stream *s,

@@ -51,7 +51,7 @@ typedef struct {
     PyObject_HEAD
     SpcpyHeap *heap;
     long long cnt;           /* -1 = automatic */
-    unsigned long substream_index;
+    unsigned int substream_index;
     double rate;
 } SpcpyHeapReference;
 

@@ -345,3 +345,26 @@ def test_thread_pool():
         speadcast.ThreadPool(1, [-1])
     with pytest.raises(ValueError):
         send.BytesStream(speadcast.ThreadPool(1, [100000]))
+
+
+def test_heap_reference_fields_and_list_copies():
+    h = small_heap(1)
+    ref = send.HeapReference(h, cnt=5, substream_index=0, rate=0.0)
+    hl = send.HeapReferenceList([ref])
+    ref.cnt = 9            # writable, as in spead2; the list keeps its own copy
+    ref.substream_index = 0
+    ref.rate = -1.0
+    assert (ref.cnt, ref.substream_index, ref.rate) == (9, 0, -1.0)
+    got = hl[0]
+    assert got.cnt == 5 and got.heap is h and got is not ref
+    got.cnt = 77           # a copy again: the list does not change
+    stream = send.BytesStream(POOL)
+    stream.send_heaps(hl, send.GroupMode.SERIAL)
+    stream.send_heaps([ref], send.GroupMode.SERIAL)
+    assert [x.cnt for x in recv.decode_bytes(stream.getvalue())] == [5, 9]
+    with pytest.raises(AttributeError):
+        ref.heap = small_heap()
+    with pytest.raises(ValueError):
+        send.HeapReference(h, substream_index=-1)
+    with pytest.raises(TypeError):
+        send.HeapReference(h, 5)          # cnt is keyword-only
