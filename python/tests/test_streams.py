@@ -3,6 +3,7 @@ from_config, plugins, and the errors (types and texts). Network traffic stays on
 loopback; every wait is bounded."""
 
 import json
+import os
 import socket
 import threading
 
@@ -368,3 +369,45 @@ def test_heap_reference_fields_and_list_copies():
         send.HeapReference(h, substream_index=-1)
     with pytest.raises(TypeError):
         send.HeapReference(h, 5)          # cnt is keyword-only
+
+
+FAKE_DIR = os.environ.get('SPC_FAKE_PLUGIN_DIR')
+
+
+@pytest.mark.skipif(not FAKE_DIR or not os.path.isdir(FAKE_DIR),
+                    reason='the test plugins of the CMake build (SPC_FAKE_PLUGIN_DIR)')
+def test_third_party_plugins():
+    # "fakeasync" is not installed with speadcast: reached by plugin_path, like any
+    # third-party transport. fail_every=2 makes every second packet fail with EIO.
+    doc = {'transport': 'fakeasync', 'plugin_path': [FAKE_DIR],
+           'options': {'fail_every': 0}}
+    stream = send.Stream.from_config(doc)
+    assert stream.send_heap(small_heap()) > 0
+    doc['options']['fail_every'] = 2
+    stream = send.Stream.from_config(json.dumps(doc))
+    stream.send_heap(small_heap())
+    with pytest.raises(OSError) as e:
+        stream.send_heap(small_heap())
+    assert e.value.errno == 5
+    found = {p['name']: p for p in speadcast.plugins([FAKE_DIR])}
+    assert found['fakeasync']['result'] == 'loaded'
+    assert found['abi2']['result'] == 'failed' and found['abi2']['message']
+    with pytest.raises(OSError) as e:
+        send.Stream.from_config({'transport': 'abi2', 'plugin_path': [FAKE_DIR]})
+    assert 'speadcast-abi2.so' in str(e.value)
+    with pytest.raises(OSError, match='open'):
+        send.Stream.from_config({'transport': 'openfail', 'plugin_path': [FAKE_DIR]})
+
+
+@pytest.mark.skipif(not FAKE_DIR or not os.path.isdir(FAKE_DIR),
+                    reason='the test plugins of the CMake build (SPC_FAKE_PLUGIN_DIR)')
+@pytest.mark.asyncio
+async def test_third_party_plugin_asyncio():
+    import speadcast.send.asyncio as saio
+    stream = saio.from_config({'transport': 'fakeasync', 'plugin_path': [FAKE_DIR],
+                               'options': {'fail_every': 2}})
+    ok = await stream.async_send_heap(small_heap())
+    assert ok > 0
+    with pytest.raises(OSError) as e:
+        await stream.async_send_heap(small_heap())
+    assert e.value.errno == 5
