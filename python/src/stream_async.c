@@ -22,77 +22,70 @@ static void keep_busy(PyObject *keep, Py_ssize_t delta)
             ((SpcpyHeapReference *)PyTuple_GET_ITEM(keep, i))->heap->busy += delta;
 }
 
-/* Resolves one async completion: token is (future, keep-alive); status/bytes as drained. */
-static int complete_token(SpcpyStream *self, PyObject *token, int status, uint64_t bytes)
+/* Sets a future's result or exception. A future the caller cancelled refuses it: not an
+ * error. Any other failure (its loop closed, no memory) is reported as unraisable, so one
+ * bad future never stops a drain nor leaves an exception set. */
+static void resolve(PyObject *fut, PyObject *method, PyObject *arg)
+{
+    PyObject *r = arg ? PyObject_CallMethodOneArg(fut, method, arg) : NULL;
+    if (r) {
+        Py_DECREF(r);
+    } else if (invalid_state && PyErr_ExceptionMatches(invalid_state)) {
+        PyErr_Clear();
+    } else {
+        PyErr_WriteUnraisable(fut);
+    }
+}
+
+/* One drained completion: token is (future, keep-alive), now released. */
+static void complete_token(SpcpyStream *self, PyObject *token, int status, uint64_t bytes)
 {
     PyObject *fut = PyTuple_GET_ITEM(token, 0);
     keep_busy(PyTuple_GET_ITEM(token, 1), -1);
     self->async_done++;
     PyObject *arg = status < 0 ? spcpy_stream_err_obj(self, status)
                                : PyLong_FromUnsignedLongLong(bytes);
-    PyObject *r = arg ? PyObject_CallMethodOneArg(fut, status < 0 ? str_set_exception
-                                                                  : str_set_result, arg)
-                      : NULL;
+    resolve(fut, status < 0 ? str_set_exception : str_set_result, arg);
     Py_XDECREF(arg);
     Py_DECREF(token);
-    if (r) {
-        Py_DECREF(r);
-        return 0;
-    }
-    /* A future the caller cancelled meanwhile refuses a result: not an error. */
-    if (invalid_state && PyErr_ExceptionMatches(invalid_state)) {
-        PyErr_Clear();
-        return 0;
-    }
-    return -1;
 }
 
-static int resolve_flush_waiters(SpcpyStream *self)
+/* Resolves the async_flush futures whose sends have all completed. Their targets (the
+ * async_sent count when each was made) increase along the list. */
+static void resolve_flush_waiters(SpcpyStream *self)
 {
-    if (!self->flush_waiters)
-        return 0;
-    Py_ssize_t n = PyList_GET_SIZE(self->flush_waiters), kept = 0;
-    PyObject *rest = PyList_New(0);
-    if (!rest)
-        return -1;
-    int ret = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *w = PyList_GET_ITEM(self->flush_waiters, i);
-        unsigned long long target = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(w, 0));
-        if (target <= self->async_done) {
-            PyObject *fut = PyTuple_GET_ITEM(w, 1);
-            PyObject *done = PyObject_CallMethod(fut, "done", NULL);
-            if (done && !PyObject_IsTrue(done)) {
-                PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
-                if (!r)
-                    ret = -1;
-                Py_XDECREF(r);
-            }
-            Py_XDECREF(done);
-        } else {
-            PyList_Append(rest, w);
-            kept++;
-        }
+    Py_ssize_t n = 0, len = PyList_GET_SIZE(self->flush_waiters);
+    while (n < len) {
+        PyObject *w = PyList_GET_ITEM(self->flush_waiters, n);
+        if (PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(w, 0)) > self->async_done)
+            break;
+        n++;
     }
-    Py_SETREF(self->flush_waiters, rest);
-    return ret;
+    if (n == 0)
+        return;
+    PyObject *done = PyList_GetSlice(self->flush_waiters, 0, n);
+    if (!done || PyList_SetSlice(self->flush_waiters, 0, n, NULL) < 0) {
+        Py_XDECREF(done);
+        PyErr_WriteUnraisable((PyObject *)self);
+        return;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        resolve(PyTuple_GET_ITEM(PyList_GET_ITEM(done, i), 1), str_set_result, Py_None);
+    Py_DECREF(done);
 }
 
-/* Drains every queued completion. With the GIL held; never blocks. */
-int spcpy_stream_drain_all(SpcpyStream *self)
+void spcpy_stream_drain_all(SpcpyStream *self)
 {
     struct spc_stream_completion c[64];
-    int n, ret = 0;
+    int n;
     while ((n = spc_stream_drain(self->s, c, 64)) > 0) {
         for (int i = 0; i < n; i++)
-            if (complete_token(self, (PyObject *)c[i].user, c[i].status, c[i].bytes) < 0)
-                ret = -1;
+            complete_token(self, (PyObject *)c[i].user, c[i].status, c[i].bytes);
         if (n < 64)
             break;
     }
-    if (resolve_flush_waiters(self) < 0)
-        ret = -1;
-    return ret;
+    if (self->flush_waiters)
+        resolve_flush_waiters(self);
 }
 
 PyObject *spcpy_stream_process_completions(SpcpyStream *self, PyObject *unused)
@@ -100,8 +93,7 @@ PyObject *spcpy_stream_process_completions(SpcpyStream *self, PyObject *unused)
     (void)unused;
     if (!self->s || !self->create_future)
         Py_RETURN_NONE;
-    if (spcpy_stream_drain_all(self) < 0)
-        return NULL;
+    spcpy_stream_drain_all(self);
     Py_RETURN_NONE;
 }
 
@@ -195,10 +187,7 @@ PyObject *spcpy_stream_async_flush(SpcpyStream *self, PyObject *unused)
     PyObject *fut = new_future(self);
     if (!fut)
         return NULL;
-    if (spcpy_stream_drain_all(self) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
+    spcpy_stream_drain_all(self);
     if (self->async_done >= self->async_sent) {
         PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
         if (!r) {

@@ -52,8 +52,9 @@ void spcpy_group_busy(struct spcpy_group *g, Py_ssize_t delta);
 int spcpy_group_send(SpcpyStream *self, struct spcpy_group *g, spc_send_callback cb, void *user);
 void spcpy_group_free(struct spcpy_group *g);
 
-/* Resolves the futures of every queued completion (GIL held, never blocks). */
-int spcpy_stream_drain_all(SpcpyStream *self);
+/* Resolves the futures of every queued completion (GIL held, never blocks); a future that
+ * cannot be resolved is reported as unraisable, never left as a pending exception. */
+void spcpy_stream_drain_all(SpcpyStream *self);
 PyObject *spcpy_stream_async_send_heap(SpcpyStream *self, PyObject *const *args,
                                        Py_ssize_t nargs, PyObject *kwnames);
 PyObject *spcpy_stream_async_send_heaps(SpcpyStream *self, PyObject *args, PyObject *kw);

@@ -3,6 +3,7 @@ queue-full futures, TCP connect, from_config."""
 
 import asyncio
 import socket
+import sys
 
 import numpy as np
 import pytest
@@ -150,3 +151,22 @@ async def test_blocking_asyncio_stream_waits_for_room():
     sizes = await asyncio.gather(*futures)
     assert all(s > 0 for s in sizes)
     assert [h.cnt for h in recv.decode_bytes(stream.getvalue())] == [1, 2, 3, 4]
+
+
+def test_stream_outliving_its_loop():
+    async def start():
+        stream = saio.BytesStream(POOL, send.StreamConfig(rate=2e5, burst_size=0))
+        quiet = stream.async_send_heap(heap_of(1, 40000))
+        watched = stream.async_send_heap(heap_of(2, 4))
+        watched.add_done_callback(lambda f: None)   # resolving it needs the loop
+        return stream, quiet, watched
+    stream, quiet, watched = asyncio.run(start())
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        stream.close()          # completes both sends after their loop has closed
+    finally:
+        sys.unraisablehook = old
+    assert quiet.result() > 40000
+    assert len(seen) == 1 and 'closed' in str(seen[0].exc_value)
+    assert stream.closed
