@@ -123,3 +123,18 @@ def test_receiver_timeout_and_end():
     assert q.stopped and r.get(timeout=1) is None
     with pytest.raises(ValueError):
         recv.decode_bytes(b'\x00' * 16)
+
+
+def test_register_memory_and_strerror():
+    from speadcast import _speadcast
+    stream = send.BytesStream(None)
+    buf = np.zeros(4096, np.uint8)
+    stream.register_memory(buf)          # transports without registration: a no-op
+    stream.register_memory(b'')          # empty: nothing to register
+    with pytest.raises(TypeError):
+        stream.register_memory(5)
+    stream.close()
+    with pytest.raises(ValueError, match='closed'):
+        stream.register_memory(buf)
+    assert 'queue' in _speadcast.strerror(_speadcast.ERR_QUEUE_FULL)
+    assert _speadcast.strerror(-12)
