@@ -65,6 +65,8 @@ static int stream_init(SpcpyStream *self, PyObject *args, PyObject *kw)
     opts.completion_queue = cq;
     if (stream_open_(self, json, path, &opts) < 0)
         return -1;
+    self->completion_queue = cq;
+    self->cpu = cpu;
     self->serial = next_serial++;
     Py_INCREF(keep);
     Py_XSETREF(self->keep, keep);
@@ -132,6 +134,9 @@ static void stream_close_(SpcpyStream *self)
     PyMem_Free(self->regions);
     self->regions = NULL;
     self->n_regions = 0;
+    /* What the transport depended on goes with it (e.g. our socket duplicate, so the
+     * peer of a TCP stream sees the end of the connection now). */
+    Py_CLEAR(self->keep);
     PyErr_Restore(exc_type, exc_value, exc_tb);
 }
 
@@ -155,6 +160,99 @@ static void stream_dealloc(SpcpyStream *self)
     Py_XDECREF(self->flush_waiters);
     Py_XDECREF(self->keep);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+int spcpy_stream_flavour_check(SpcpyStream *self, SpcpyHeap *heap)
+{
+    const struct spc_flavour *f = spc_heap_flavour(heap->heap);
+    bool same = f->heap_address_bits == self->flavour.heap_address_bits &&
+                f->bug_compat == self->flavour.bug_compat;
+    if (!same && self->adaptive && !self->used) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "_adopt_flavour", "O",
+                                          heap->flavour);
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+        same = f->heap_address_bits == self->flavour.heap_address_bits &&
+               f->bug_compat == self->flavour.bug_compat;
+    }
+    if (!same) {
+        PyErr_Format(PyExc_ValueError,
+                     "the heap's flavour (heap_address_bits %u, bug_compat %u) differs from the "
+                     "stream's (%u, %u), which is fixed by its first send or by "
+                     "StreamConfig(flavour=...)",
+                     f->heap_address_bits, f->bug_compat, self->flavour.heap_address_bits,
+                     self->flavour.bug_compat);
+        return -1;
+    }
+    self->used = true;
+    return 0;
+}
+
+/* _reopen(config_json): replaces the stream, unused so far, by one opened from the new
+ * config with the same options; the cnt sequence and registered memory carry over. */
+static PyObject *stream_reopen(SpcpyStream *self, PyObject *arg)
+{
+    const char *json = PyUnicode_AsUTF8(arg);
+    if (!json || spcpy_stream_ready(self) < 0)
+        return NULL;
+    if (self->used || self->calls > 0 || self->async_sent > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "a stream that has sent cannot be reopened");
+        return NULL;
+    }
+    struct spc_stream *old = self->s;
+    struct spc_flavour old_flavour = self->flavour;
+    struct spc_stream_options opts = SPC_STREAM_OPTIONS_DEFAULT;
+    opts.cpu = self->cpu;
+    opts.completion_queue = self->completion_queue;
+    if (stream_open_(self, json, NULL, &opts) < 0) {
+        self->s = old;
+        self->flavour = old_flavour;
+        return NULL;
+    }
+    struct spc_stream *fresh = self->s;
+    int rc = self->cnt_set ? spc_stream_set_cnt_sequence(fresh, self->cnt_next, self->cnt_step)
+                           : 0;
+    for (size_t i = 0; rc >= 0 && i < self->n_regions; i++) {
+        struct spc_stream_memory *mem;
+        if (self->regions[i].len > 0)
+            rc = spc_stream_register_memory(fresh, self->regions[i].buf,
+                                            (size_t)self->regions[i].len, &mem);
+    }
+    if (rc < 0) {
+        PyObject *e = spcpy_stream_err_obj(self, rc);
+        Py_BEGIN_ALLOW_THREADS
+        spc_stream_close(fresh);
+        Py_END_ALLOW_THREADS
+        self->s = old;
+        self->flavour = old_flavour;
+        if (e) {
+            PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+            Py_DECREF(e);
+        }
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    spc_stream_close(old);
+    Py_END_ALLOW_THREADS
+    self->serial = next_serial++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *stream_get_adaptive(SpcpyStream *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->adaptive && !self->used);
+}
+
+static int stream_set_adaptive(SpcpyStream *self, PyObject *v, void *c)
+{
+    (void)c;
+    int on = v ? PyObject_IsTrue(v) : 0;
+    if (on < 0)
+        return -1;
+    self->adaptive = on;
+    return 0;
 }
 
 /* ------------------------------------------------------------ sync sends */
@@ -226,6 +324,9 @@ static PyObject *stream_set_cnt_sequence(SpcpyStream *self, PyObject *args, PyOb
     int rc = spc_stream_set_cnt_sequence(self->s, next, step);
     if (rc < 0)
         return spcpy_raise(rc, "cnt sequence step cannot be 0");
+    self->cnt_set = true;
+    self->cnt_next = next;
+    self->cnt_step = step;
     Py_RETURN_NONE;
 }
 
@@ -343,6 +444,8 @@ static PyMethodDef stream_methods[] = {
     {"set_cnt_sequence", FN(stream_set_cnt_sequence), KW, "set_cnt_sequence(next, step)"},
     {"getvalue", FN(stream_getvalue), METH_NOARGS, "bytes transport: the packets sent so far"},
     {"reset", FN(stream_reset), METH_NOARGS, "bytes transport: empty the buffer"},
+    {"_reopen", FN(stream_reopen), METH_O,
+     "replace the unused stream by one opened from a new config (flavour adoption)"},
     {"register_memory", FN(stream_register_memory), METH_O,
      "register a buffer with the transport (kept until close)"},
     {"_attach_loop", FN(spcpy_stream_attach_loop), METH_O, "asyncio: attach an event loop"},
@@ -352,6 +455,8 @@ static PyMethodDef stream_methods[] = {
 
 static PyGetSetDef stream_getset[] = {
     {"num_substreams", (getter)stream_get_num_substreams, NULL, "number of substreams", NULL},
+    {"_adaptive", (getter)stream_get_adaptive, (setter)stream_set_adaptive,
+     "the first heap's flavour may still become the stream's", NULL},
     {"stream_config", (getter)stream_get_config_dict, NULL, "the stream section in use", NULL},
     {"stats", (getter)stream_get_stats, NULL, "counters since open", NULL},
     {"closed", (getter)stream_get_closed, NULL, "whether close() has run", NULL},

@@ -58,16 +58,8 @@ int spcpy_heap_arg(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,
         PyErr_Format(PyExc_ValueError, "substream_index %lld is out of range", sub);
         return -1;
     }
-    const struct spc_flavour *f = spc_heap_flavour((*heap)->heap);
-    if (f->heap_address_bits != self->flavour.heap_address_bits ||
-        f->bug_compat != self->flavour.bug_compat) {
-        PyErr_Format(PyExc_ValueError,
-                     "the heap's flavour (heap_address_bits %u, bug_compat %u) differs from the "
-                     "stream's (%u, %u): give the stream StreamConfig(flavour=...)",
-                     f->heap_address_bits, f->bug_compat, self->flavour.heap_address_bits,
-                     self->flavour.bug_compat);
+    if (spcpy_stream_flavour_check(self, *heap) < 0)
         return -1;
-    }
     *ref = (struct spc_heap_ref){(*heap)->heap, cnt < 0 ? SPC_CNT_AUTO : (uint64_t)cnt,
                                  (uint32_t)sub, rate};
     return 0;
@@ -110,6 +102,10 @@ int spcpy_group_arg(SpcpyStream *self, PyObject *args, PyObject *kw, struct spcp
         }
         if (g->hrl->count == 0)
             return raise_empty();
+        SpcpyHeapReference *first = (SpcpyHeapReference *)PyTuple_GET_ITEM(
+            g->hrl->root->refs, g->hrl->first);
+        if (spcpy_stream_flavour_check(self, first->heap) < 0)
+            return -1;
         if (!(g->list = spcpy_list_for(g->hrl, self->s, self->serial)))
             return -1;
         Py_INCREF(heaps);
@@ -124,6 +120,12 @@ int spcpy_group_arg(SpcpyStream *self, PyObject *args, PyObject *kw, struct spcp
     if (n == 0) {
         Py_DECREF(t);
         return raise_empty();
+    }
+    PyObject *first = PyTuple_GET_ITEM(t, 0);
+    if (PyObject_TypeCheck(first, &SpcpyHeapReference_Type) &&
+        spcpy_stream_flavour_check(self, ((SpcpyHeapReference *)first)->heap) < 0) {
+        Py_DECREF(t);
+        return -1;
     }
     g->refs = PyMem_Calloc((size_t)n, sizeof(*g->refs));
     if (!g->refs) {

@@ -13,6 +13,14 @@ typedef struct {
     int calls;                /* methods in progress with the GIL released */
     bool blocking;            /* on_full "block": a send may wait for room */
     struct spc_flavour flavour;
+    /* Flavour adoption (spead2 streams send heaps of any flavour; ours of one): while
+     * adaptive and before the first send, a heap of another flavour makes the Python
+     * side reopen the stream in that flavour (_adopt_flavour). used: a send was tried. */
+    bool adaptive, used;
+    bool completion_queue;    /* as opened, for a reopen */
+    int cpu;
+    bool cnt_set;             /* set_cnt_sequence called: reapplied after a reopen */
+    uint64_t cnt_next, cnt_step;
     /* asyncio */
     PyObject *create_future;  /* loop.create_future, NULL for a sync stream */
     uint64_t async_sent, async_done;
@@ -42,6 +50,11 @@ int spcpy_stream_ready(SpcpyStream *self);
 /* The exception for rc with the stream's last error detail; raise it / build it. */
 PyObject *spcpy_stream_err(SpcpyStream *self, int rc);
 PyObject *spcpy_stream_err_obj(SpcpyStream *self, int rc);
+
+/* Checks that a heap's flavour is the stream's; before the first send of an adaptive
+ * stream, asks the Python side to reopen the stream in the heap's flavour. Marks the
+ * stream used. 0, or -1 with ValueError. */
+int spcpy_stream_flavour_check(SpcpyStream *self, SpcpyHeap *heap);
 
 /* (heap, cnt=-1, substream_index=0, rate=-1.0) from a vectorcall into *heap and *ref. */
 int spcpy_heap_arg(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,

@@ -44,7 +44,7 @@ def test_sync_program():
         thread_pool, [("127.0.0.1", port)], spead2.send.StreamConfig(rate=1e7))
     del thread_pool
     shape = (40, 20)
-    ig = spead2.send.ItemGroup(flavour=spead2.Flavour(heap_address_bits=40))
+    ig = spead2.send.ItemGroup(flavour=spead2.Flavour(4, 64, 48, 0))   # SPEAD-64-48
     item = ig.add_item(0x1234, 'adc_samples', 'a (40, 20) array of 8-bit samples', shape,
                        dtype=np.int8)
     ts = ig.add_item(0x1235, 'timestamp', 'sample counter', (), format=[('u', 48)])
@@ -57,6 +57,7 @@ def test_sync_program():
 
     heaps, values = _collect(rx, 4)
     assert [h.cnt for h in heaps] == [1, 2, 3, 4] and heaps[3].is_end_of_stream()
+    assert all(h.heap_address_bits == 48 for h in heaps)
     assert [v[0] for v in values] == [0, 1000, 2000]
     for i, (_, samples) in enumerate(values):
         np.testing.assert_array_equal(samples, np.full(shape, i, np.int8))

@@ -39,9 +39,10 @@ MAX_PACKET_SIZE = _speadcast.MAX_PACKET_SIZE
 
 class StreamConfig:
     """Stream configuration (keyword-only). Beyond spead2: flavour (the flavour of the
-    heaps the stream sends; default Flavour()) and on_full ("block": a send waits for
-    room; "fail": it fails at once with the queue-full OSError; default "block" for
-    blocking streams, "fail" for asyncio streams, as spead2 behaves there)."""
+    heaps the stream sends; None, the default, means the flavour of the first heap sent,
+    SPEAD-64-40 until then) and on_full ("block": a send waits for room; "fail": it fails
+    at once with the queue-full OSError; default "block" for blocking streams, "fail" for
+    asyncio streams, as spead2 behaves there)."""
 
     DEFAULT_MAX_PACKET_SIZE = DEFAULT_MAX_PACKET_SIZE
     DEFAULT_RATE = DEFAULT_RATE
@@ -60,7 +61,7 @@ class StreamConfig:
         self.max_heaps = max_heaps
         self.burst_rate_ratio = burst_rate_ratio
         self.rate_method = rate_method
-        self.flavour = Flavour() if flavour is None else flavour
+        self.flavour = flavour
         self.on_full = on_full
 
     # Each attribute is checked when set, so a bad value raises ValueError at once.
@@ -70,15 +71,16 @@ class StreamConfig:
             value = check(value)
         object.__setattr__(self, name, value)
 
-    def _to_json(self, default_on_full):
+    def _to_json(self, default_on_full, flavour=None):
+        flavour = flavour or self.flavour or Flavour()
         return {
             'max_packet_size': self.max_packet_size, 'rate': self.rate,
             'burst_size': self.burst_size, 'max_heaps': self.max_heaps,
             'burst_rate_ratio': self.burst_rate_ratio,
             'rate_method': self.rate_method.name.lower(),
             'on_full': self.on_full or default_on_full,
-            'flavour': {'heap_address_bits': self.flavour.heap_address_bits,
-                        'bug_compat': self.flavour.bug_compat}}
+            'flavour': {'heap_address_bits': flavour.heap_address_bits,
+                        'bug_compat': flavour.bug_compat}}
 
     def __repr__(self):
         return ('StreamConfig(max_packet_size={}, rate={}, burst_size={}, max_heaps={}, '
@@ -114,8 +116,8 @@ def _check_on_full(v):
 
 
 def _check_flavour(v):
-    if not isinstance(v, Flavour):
-        raise ValueError('flavour must be a speadcast.Flavour')
+    if v is not None and not isinstance(v, Flavour):
+        raise ValueError('flavour must be a speadcast.Flavour or None')
     return v
 
 
@@ -236,6 +238,16 @@ class Stream(_speadcast.Stream):
         doc = {'transport': transport, 'stream': config._to_json(self._default_on_full),
                'options': options}
         self._open_doc(json.dumps(doc), None, thread_pool, keep)
+        if config.flavour is None:
+            # As in spead2, heaps of any flavour may be sent: the first heap's flavour
+            # becomes the stream's (reopening it in that flavour before anything is sent).
+            self._doc = doc
+            self._config = config
+            self._adaptive = True
+
+    def _adopt_flavour(self, flavour):
+        self._doc['stream'] = self._config._to_json(self._default_on_full, flavour)
+        self._reopen(json.dumps(self._doc))
 
     def _open_doc(self, text, path, thread_pool, keep=None):
         cpu = thread_pool._writer_cpu() if thread_pool is not None else -1
@@ -321,24 +333,32 @@ class UdpStream(Stream):
         if 'interface_index' in kwargs:
             opts['interface_index'] = int(kwargs.pop('interface_index'))
         _no_more(args, kwargs, 'UdpStream')
+        keep = None
         if sock is not None:
-            opts['socket_fd'] = sock.fileno()
+            # Our own duplicate: the caller may close theirs at once, and a reopen
+            # (flavour adoption) needs the socket again.
+            keep = sock.dup()
+            opts['socket_fd'] = keep.fileno()
         opts['endpoints'] = [_endpoint(e) for e in endpoints]
-        self._open('udp', opts, config, pool)
+        self._open('udp', opts, config, pool, keep=keep)
 
 
 class TcpStream(Stream):
     """TCP to one endpoint: (endpoints, config, buffer_size, interface_address) connects
     (waiting, with the GIL released); (socket, config) uses a connected socket. The
-    default buffer_size 0 leaves the kernel's autotuned send buffer."""
+    default buffer_size 0 leaves the kernel's autotuned send buffer. A stream that
+    connected itself does not adopt the first heap's flavour (that would reconnect):
+    give StreamConfig(flavour=...) for heaps other than SPEAD-64-40."""
 
     DEFAULT_BUFFER_SIZE = 0
 
     def __init__(self, *args, **kwargs):
         pool, args = _split_pool(args, kwargs)
         opts = {}
+        keep = None
         if args and _is_socket(args[0]):
-            opts['socket_fd'] = args.pop(0).fileno()
+            keep = args.pop(0).dup()       # ours: see UdpStream
+            opts['socket_fd'] = keep.fileno()
             config = _take(args, kwargs, 'config', None)
         else:
             if args and isinstance(args[0], str):
@@ -354,7 +374,9 @@ class TcpStream(Stream):
             if addr:
                 opts['interface_address'] = addr
         _no_more(args, kwargs, 'TcpStream')
-        self._open('tcp', opts, config, pool)
+        self._open('tcp', opts, config, pool, keep=keep)
+        if keep is None:
+            self._adaptive = False
 
 
 class BytesStream(Stream):

@@ -53,6 +53,12 @@ class _AsyncStream:
         # so the loop never watches an fd number the stream no longer owns.
         self._detach = weakref.finalize(self, _detach, loop, fd)
 
+    def _adopt_flavour(self, flavour):
+        # The reopened stream has a new completion fd: watch that one instead.
+        self._detach()
+        super()._adopt_flavour(flavour)
+        self._attach(self.loop)
+
     def close(self):
         detach = getattr(self, '_detach', None)
         if detach is not None:
