@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "heap_internal.h"
 #include "log_internal.h"
 #include "ratelimit.h"
@@ -241,9 +242,7 @@ static uint64_t now_ns(const struct spc_stream *s)
 {
     if (s->clock.now_ns)
         return s->clock.now_ns(s->clock.user);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return spci_monotonic_ns();
 }
 
 static inline void cpu_relax(void)
