@@ -122,8 +122,10 @@ static int hrl_init(SpcpyHeapReferenceList *self, PyObject *args, PyObject *kw)
 static void hrl_dealloc(SpcpyHeapReferenceList *self)
 {
     if (self->root == self) {
-        for (size_t i = 0; i < self->n_cache; i++)
+        for (size_t i = 0; i < self->n_cache; i++) {
             spc_heap_list_destroy(self->cache[i].list);
+            PyMem_Free(self->cache[i].n_items);
+        }
         PyMem_Free(self->cache);
         Py_XDECREF(self->refs);
     } else if (self->root) {
@@ -175,33 +177,56 @@ static PyObject *hrl_subscript(SpcpyHeapReferenceList *self, PyObject *key)
     return href_copy(hrl_at(self, i));
 }
 
+static SpcpyHeap *root_heap(SpcpyHeapReferenceList *root, Py_ssize_t i)
+{
+    return ((SpcpyHeapReference *)PyTuple_GET_ITEM(root->refs, i))->heap;
+}
+
+/* Whether every heap still has the item count it had when e was converted. */
+static bool cache_current(SpcpyHeapReferenceList *root, const struct spcpy_list_cache *e)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(root->refs); i++)
+        if (spc_heap_n_items(root_heap(root, i)->heap) != e->n_items[i])
+            return false;
+    return true;
+}
+
 struct spc_heap_list *spcpy_list_for(SpcpyHeapReferenceList *l, struct spc_stream *s,
                                      uint64_t serial)
 {
     SpcpyHeapReferenceList *root = l->root;
-    for (size_t i = 0; i < root->n_cache; i++)
-        if (root->cache[i].stream_serial == serial)
-            return root->cache[i].list;
+    for (size_t i = root->n_cache; i-- > 0;)
+        if (root->cache[i].stream_serial == serial) {
+            if (cache_current(root, &root->cache[i]))
+                return root->cache[i].list;
+            break;
+        }
     Py_ssize_t n = PyTuple_GET_SIZE(root->refs);
     if (n == 0) {
         spcpy_raise(-EINVAL, "send_heaps with an empty list");
         return NULL;
     }
     struct spc_heap_ref *refs = PyMem_Calloc((size_t)n, sizeof(*refs));
+    size_t *counts = PyMem_Calloc((size_t)n, sizeof(*counts));
     struct spcpy_list_cache *grown =
         PyMem_Realloc(root->cache, (root->n_cache + 1) * sizeof(*grown));
-    if (!refs || !grown) {
+    if (grown)
+        root->cache = grown;
+    if (!refs || !counts || !grown) {
         PyMem_Free(refs);
+        PyMem_Free(counts);
         PyErr_NoMemory();
         return NULL;
     }
-    root->cache = grown;
-    for (Py_ssize_t i = 0; i < n; i++)
+    for (Py_ssize_t i = 0; i < n; i++) {
         refs[i] = spcpy_ref_of((SpcpyHeapReference *)PyTuple_GET_ITEM(root->refs, i));
+        counts[i] = spc_heap_n_items(root_heap(root, i)->heap);
+    }
     struct spc_heap_list *list;
     int rc = spc_heap_list_create(&list, s, refs, (size_t)n);
     PyMem_Free(refs);
     if (rc < 0) {
+        PyMem_Free(counts);
         char detail[256];
         spc_stream_last_error(s, detail, sizeof detail);
         spcpy_raise(rc, detail);
@@ -209,6 +234,7 @@ struct spc_heap_list *spcpy_list_for(SpcpyHeapReferenceList *l, struct spc_strea
     }
     root->cache[root->n_cache].stream_serial = serial;
     root->cache[root->n_cache].list = list;
+    root->cache[root->n_cache].n_items = counts;
     root->n_cache++;
     return list;
 }

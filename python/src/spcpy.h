@@ -60,6 +60,7 @@ typedef struct {
 struct spcpy_list_cache {
     uint64_t stream_serial;
     struct spc_heap_list *list;
+    size_t *n_items;         /* each heap's item count when converted */
 };
 
 typedef struct SpcpyHeapReferenceList {
@@ -67,7 +68,10 @@ typedef struct SpcpyHeapReferenceList {
     struct SpcpyHeapReferenceList *root; /* self for a root (not a counted reference) */
     PyObject *refs;          /* root: tuple of HeapReference; slice: NULL */
     Py_ssize_t first, count;
-    struct spcpy_list_cache *cache; /* root only; entries freed with the root */
+    /* Root only. Entries are freed only with the root (a send may be using one without
+     * the GIL); a heap that gained or lost items since its conversion makes a new entry,
+     * found first (the list is searched from its end). */
+    struct spcpy_list_cache *cache;
     size_t n_cache;
 } SpcpyHeapReferenceList;
 
@@ -81,8 +85,8 @@ static inline struct spc_heap_ref spcpy_ref_of(const SpcpyHeapReference *r)
     return ref;
 }
 
-/* The converted list of root l for stream s (identified by serial), built on first use.
- * Returns NULL with an exception set on error. */
+/* The converted list of root l for stream s (identified by serial), built on first use
+ * and again when a heap's item count changed. NULL with an exception set on error. */
 struct spc_heap_list *spcpy_list_for(SpcpyHeapReferenceList *l, struct spc_stream *s,
                                      uint64_t serial);
 /* Adds delta to the busy count of every heap of the list's slice. */

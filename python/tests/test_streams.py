@@ -411,3 +411,18 @@ async def test_third_party_plugin_asyncio():
     with pytest.raises(OSError) as e:
         await stream.async_send_heap(small_heap())
     assert e.value.errno == 5
+
+
+def test_heap_list_follows_heaps_that_changed():
+    ig = send.ItemGroup()
+    ig.add_item(0x1000, 'x', '', (), format=[('u', 32)], value=1)
+    heap = ig.get_heap(descriptors='none')
+    hl = send.HeapReferenceList([send.HeapReference(heap)])
+    stream = send.BytesStream(POOL)
+    stream.send_heaps(hl, send.GroupMode.SERIAL)
+    heap.add_end()                   # the heap gained an item after the list was used
+    stream.send_heaps(hl, send.GroupMode.SERIAL)
+    stream.send_heaps(hl[0:1], send.GroupMode.SERIAL)
+    first, second, third = recv.decode_bytes(stream.getvalue())
+    assert not first.is_end_of_stream() and second.is_end_of_stream()
+    assert third.is_end_of_stream()
