@@ -18,6 +18,11 @@ static int href_init(SpcpyHeapReference *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$LLd", kwlist, &SpcpyHeap_Type, &heap, &cnt,
                                      &sub, &rate))
         return -1;
+    if (self->heap) {
+        /* Sends in flight may hold this reference: its heap never changes. */
+        PyErr_SetString(PyExc_RuntimeError, "HeapReference already initialised");
+        return -1;
+    }
     if (!((SpcpyHeap *)heap)->heap) {
         PyErr_SetString(PyExc_RuntimeError, "Heap.__init__ was not called");
         return -1;
@@ -27,7 +32,7 @@ static int href_init(SpcpyHeapReference *self, PyObject *args, PyObject *kw)
         return -1;
     }
     Py_INCREF(heap);
-    Py_XSETREF(self->heap, (SpcpyHeap *)heap);
+    self->heap = (SpcpyHeap *)heap;
     self->cnt = cnt < 0 ? -1 : cnt;
     self->substream_index = (unsigned int)sub;
     self->rate = rate;

@@ -65,8 +65,6 @@ int spcpy_heap_arg(SpcpyStream *self, PyObject *const *args, Py_ssize_t nargs,
     return 0;
 }
 
-
-
 /* spead2 raises OSError(EINVAL) for an empty group. */
 static int raise_empty(void)
 {

@@ -426,3 +426,22 @@ def test_heap_list_follows_heaps_that_changed():
     first, second, third = recv.decode_bytes(stream.getvalue())
     assert not first.is_end_of_stream() and second.is_end_of_stream()
     assert third.is_end_of_stream()
+
+
+def test_objects_refuse_a_second_init():
+    heap = small_heap()
+    ref = send.HeapReference(heap)
+    with pytest.raises(RuntimeError, match='already'):
+        ref.__init__(small_heap())
+    assert ref.heap is heap
+    hl = send.HeapReferenceList([ref])
+    with pytest.raises(RuntimeError, match='already'):
+        hl.__init__([])
+    with pytest.raises(RuntimeError, match='already'):
+        heap.__init__(speadcast.Flavour())
+    stream = send.BytesStream(POOL)
+    with pytest.raises(RuntimeError, match='already'):
+        speadcast._speadcast.Stream.__init__(stream, '{"transport": "bytes"}')
+    gen = send.PacketGenerator(heap, 1, 1472)
+    with pytest.raises(RuntimeError, match='already'):
+        gen.__init__(heap, 1, 1472)
