@@ -75,7 +75,7 @@ static int stream_init(SpcpyStream *self, PyObject *args, PyObject *kw)
 
 int spcpy_stream_ready(SpcpyStream *self)
 {
-    if (!self->s) {
+    if (!self->s || self->closing) {
         PyErr_SetString(PyExc_ValueError, "the stream is closed");
         return -1;
     }
@@ -122,13 +122,18 @@ static void stream_close_(SpcpyStream *self)
         return;
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    /* From here no call can start (they check closing with the GIL held), and none was
+     * running (close() refuses then), so nothing runs beside spc_stream_close. */
+    self->closing = true;
     if (stream_flush_(self) < 0)
         PyErr_WriteUnraisable((PyObject *)self);
+    /* Detached before the GIL is released: other threads see a closed stream. */
     struct spc_stream *s = self->s;
+    self->s = NULL;
+    self->closing = false;
     Py_BEGIN_ALLOW_THREADS
     spc_stream_close(s);
     Py_END_ALLOW_THREADS
-    self->s = NULL;
     for (size_t i = 0; i < self->n_regions; i++)
         PyBuffer_Release(&self->regions[i]);
     PyMem_Free(self->regions);

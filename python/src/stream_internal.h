@@ -11,6 +11,7 @@ typedef struct {
     struct spc_stream *s;
     uint64_t serial;
     int calls;                /* methods in progress with the GIL released */
+    bool closing;             /* close() began: every other call is refused */
     bool blocking;            /* on_full "block": a send may wait for room */
     struct spc_flavour flavour;
     /* Flavour adoption (spead2 streams send heaps of any flavour; ours of one): while
