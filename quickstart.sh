@@ -21,7 +21,7 @@ test_packages=(libcriterion-dev clang libclang-rt-14-dev llvm-14 python3 python3
                tshark iproute2)
 # Python package: Debian's build and test tools (no Python package index is used).
 test_packages+=(python3-dev python3-setuptools python3-numpy python3-pytest python3-pytest-asyncio
-                python3-pip)
+                python3-pip python3-venv)
 # AF_XDP plugin.
 test_packages+=(libxdp-dev libbpf-dev)
 # Debian packages built and inspected by the packaging test; man-db opens the installed
