@@ -1,0 +1,242 @@
+/* The send stream's shared state, core-internal: the structures the stream's files share
+ * (stream.c: open, close, queries; stream_send.c: send paths and heap lists;
+ * stream_writer.c: the writer thread; stream_cq.c: the completion queue;
+ * stream_memory.c: memory registration).
+ *
+ * Queue. max_heaps heap slots and as many group records, both rings indexed by
+ * monotonically increasing counters (index = counter % cap). A send takes the lock,
+ * checks room, fills the next free slots and one group record, and publishes them by
+ * advancing q_alloc / g_alloc. The writer reads published slots without the lock: a slot's
+ * sender-written fields do not change until the writer frees it (q_free, under the lock).
+ *
+ * Writer. Takes packets from the oldest unfinished group (SERIAL: heap after heap;
+ * ROUND_ROBIN: one packet per unfinished heap in turn), so groups go out strictly in
+ * order, and packs them, spanning heaps and groups, into a batch: one transport send.
+ * A batch owns its packet records (iovecs, owning heap) and a scratch arena in which the
+ * packets' headers are bump-allocated; all stay in use until the transport has completed
+ * every packet of the batch. Batches are preallocated (one, or two for an asynchronous
+ * transport so one is packed while the other is in flight), so nothing is allocated per
+ * heap or packet. A heap finishes when all its packets are produced and completed; a
+ * group when all its heaps have. Finished groups are retired from the front, in order:
+ * their slots are freed first, then their completions are delivered outside the lock.
+ *
+ * Rate. spci_ratelimit gates every packet of a rate-limited heap; the writer sleeps at
+ * burst boundaries (absolute-time sleep, then a short spin of at most the measured
+ * oversleep). Work that arrives at an idle writer resumes the limiter (idle time is no
+ * deficit).
+ *
+ * Locks. lock guards the queue counters and registrations; tx_lock serialises the calls
+ * into the transport. Where both are held, lock is taken first (deregistration). No
+ * transport call is made under lock otherwise, and nothing takes lock under tx_lock.
+ */
+#ifndef SPCI_STREAM_INTERNAL_H
+#define SPCI_STREAM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ratelimit.h"
+#include "speadcast/speadcast.h"
+#include "speadcast/stream.h"
+#include "transport_internal.h"
+
+/* Batch limits: a batch ends at BATCH_MAX_PACKETS packets or once it holds
+ * BATCH_MAX_BYTES, whichever comes first (or earlier, where the rate limiter must wait or
+ * the work runs out). SPEC §3 speaks of 64 packets per sendmmsg, spead2's figure; but with
+ * UDP GSO one message carries up to 64 KiB (44 packets of 1472 bytes), and a system call
+ * is only amortised over many full messages: the bare sendmmsg ceiling sends 16 per call,
+ * and 64-packet batches (one or two GSO messages per call) reached about 75 % of it. So a
+ * batch holds 16 full GSO messages' worth of bytes, and for small packets up to 1024
+ * packets. Transports split a batch as they need (udp: 64 messages per sendmmsg). */
+#define BATCH_MAX_PACKETS 1024u
+#define BATCH_MAX_BYTES (16u * 65536u)
+/* Header scratch per packet the arena provides beyond one worst-case packet. A packet
+ * uses iov[0].iov_len bytes of it, rounded up to 8: its header and item pointers (40
+ * bytes after a heap's first packet; 40 + 8 per item with repeat_pointers), whole
+ * payloads only in the rare copy case. A batch ends before a packet could find less than
+ * spc_packet_scratch_size(mps) left, so a full batch fits packets of up to 128 bytes of
+ * header (repeat_pointers heaps of up to 11 items). */
+#define BATCH_ARENA_PER_PACKET 128u
+
+struct waiter {
+    bool done;
+    int status;
+    uint64_t bytes;
+};
+
+struct slot {
+    /* Written by the sender under the lock while the slot is free. */
+    const struct spc_heap *heap;
+    uint64_t cnt;
+    uint32_t substream;
+    size_t group; /* index in groups[] */
+    bool stream_rate; /* at the stream's rate (paced as the writer's w_step says) */
+    struct spci_rate_step step; /* otherwise */
+    /* Writer-owned while the slot is in use (reset by the sender). */
+    struct spc_packetizer pz;
+    bool started;
+    bool produced;     /* every packet handed out (or the heap failed before that) */
+    uint32_t inflight; /* packets handed to the transport and not yet completed */
+    int status;
+    uint64_t bytes;
+};
+
+struct group {
+    /* Written by the sender. */
+    uint64_t first; /* slot counter of its first heap */
+    size_t n;
+    enum spc_group_mode mode;
+    spc_send_callback cb;
+    void *user;
+    struct waiter *waiter;
+    /* Writer-owned. */
+    size_t cursor;     /* next heap (index within the group) to take a packet from */
+    size_t unproduced; /* heaps not yet produced */
+    size_t unfinished; /* heaps not yet finished */
+};
+
+struct done_rec {
+    spc_send_callback cb;
+    void *user;
+    bool sync; /* a synchronous send: reported to its waiter only */
+    int status;
+    uint64_t bytes;
+};
+
+struct batch;
+
+/* One packet of a batch. */
+struct tx {
+    struct spc_packet pkt;
+    struct slot *slot;
+    struct batch *batch;
+    bool pending; /* handed to the transport, completion not yet seen */
+};
+
+/* Free (may be packed) exactly when pending == 0. */
+struct batch {
+    struct tx *tx;              /* BATCH_MAX_PACKETS records */
+    struct spc_tx_packet *pkts; /* what the transport is handed, parallel to tx */
+    uint8_t *arena;             /* arena_size bytes of header scratch */
+    size_t pending;             /* packets handed to the transport and not yet completed */
+};
+
+/* A checked heap reference: what a send or a list entry puts in a slot. */
+struct prep {
+    const struct spc_heap *heap;
+    uint64_t cnt;
+    uint32_t substream;
+    bool stream_rate;
+    struct spci_rate_step step;
+    size_t n_items;
+    uint64_t payload;
+    bool repeat;
+};
+
+/* A registration (spc_stream_register_memory). */
+struct spc_stream_memory {
+    struct spc_stream_memory *next;
+    uintptr_t start, end;
+    void *handle; /* the transport's; unused where the transport has no registration */
+};
+
+struct spc_heap_list {
+    const struct spc_stream *stream;
+    size_t n;
+    struct prep e[];
+};
+
+struct spc_stream {
+    struct spc_stream_config cfg;
+    size_t mps;
+    uint64_t cnt_mask;
+    struct spci_transport *tp;
+    unsigned n_sub;
+    bool async;
+    struct spci_rate_step stream_step; /* the stream's rate in software; zero when unlimited */
+    struct spc_clock clock;            /* now_ns NULL: CLOCK_MONOTONIC */
+    uint64_t spin_max;
+    size_t cap;
+    struct slot *slots;
+    struct group *groups;
+    struct done_rec *done_buf;
+
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv; /* the writer waits for work */
+    pthread_cond_t room_cv; /* blocked senders wait for room */
+    pthread_cond_t done_cv; /* sync senders, flush and close wait for completions */
+    /* Under lock. */
+    uint64_t q_alloc, q_free;                /* slot counters */
+    uint64_t g_alloc, g_done, g_delivered;   /* group counters */
+    uint64_t cnt_next, cnt_step;
+    int broken;                               /* sticky transport error, 0 if none */
+    bool stopping, writer_idle;
+    unsigned room_waiters, done_waiters, callers;
+    struct spc_stream_memory *mem; /* registrations */
+    size_t room_need; /* free slots at which blocked senders are woken */
+
+    /* Writer-private. */
+    uint64_t w_group;   /* oldest group with packets left to produce */
+    uint64_t w_seen;    /* g_alloc as last read */
+    uint64_t w_done;    /* = g_done */
+    struct spci_ratelimit rl;
+    bool hw;                    /* the transport paces the stream's rate (svc->set_hw_paced) */
+    struct spci_rate_step w_step; /* step of stream-rate heaps: zero when hw, else stream_step */
+    uint64_t late_est;  /* estimated oversleep of clock_nanosleep, ns */
+    struct batch batches[2];
+    unsigned n_batches; /* 1, or 2 for an asynchronous transport */
+    unsigned b_next;    /* the batch packed next */
+    struct tx *tx;      /* every batch's records: n_batches x BATCH_MAX_PACKETS */
+    struct spc_tx_packet *pkts;
+    uint8_t *arena;
+    size_t arena_size;   /* per batch */
+    size_t scratch_size; /* spc_packet_scratch_size(mps): one packet's worst case */
+    size_t n_pending;    /* packets of all batches not yet completed */
+    bool no_flush; /* the transport's flush is the -SPC_ENOTSUP stub */
+
+    pthread_t thread;
+    pthread_mutex_t tx_lock; /* held around transport calls, for spc_stream_bytes_reset */
+
+    bool cq_on;
+    pthread_mutex_t cq_lock;
+    struct spc_stream_completion *cq;
+    size_t cq_cap, cq_head, cq_len;
+    int efd;
+
+    _Atomic uint64_t st_heaps, st_packets, st_bytes, st_batches, st_sleeps, st_late, st_late_max,
+        st_spin;
+};
+
+static inline void spci_stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+static inline bool spci_stream_is_writer(const struct spc_stream *s)
+{
+    return pthread_equal(pthread_self(), s->thread);
+}
+
+/* The stream's clock: the application's (options.clock) or CLOCK_MONOTONIC. */
+static inline uint64_t spci_stream_now_ns(const struct spc_stream *s)
+{
+    if (s->clock.now_ns)
+        return s->clock.now_ns(s->clock.user);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* stream_writer.c: the writer thread's body (arg: the stream), and svc->complete for an
+ * asynchronous transport (ctx: the stream, token: the packet's struct tx). */
+void *spci_stream_writer_main(void *arg);
+void spci_stream_on_transport_complete(void *ctx, void *token, int status);
+
+/* stream_cq.c: queues a completion for spc_stream_drain (writer only). */
+void spci_stream_cq_push(struct spc_stream *s, void *user, int status, uint64_t bytes);
+
+#endif
