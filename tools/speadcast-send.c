@@ -531,16 +531,32 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     double start = spct_now(), last_progress = start;
     uint64_t last_bytes = 0;
     bool stop_launching = false;
-    while (s.next < s.total && s.in_flight < s.window) {
-        if (launch(&s, err) < 0) {
-            status = SPCT_EXIT_FAIL;
-            stop_launching = true;
-            break;
-        }
+    /* Drain every completion, then refill the whole window: one wake-up per run of
+     * completions rather than per heap, and the writer finds many heaps queued at once. */
+    struct spc_stream_completion *c = calloc(s.window ? s.window : 1, sizeof *c);
+    if (!c) {
+        fprintf(err, PROG ": out of memory\n");
+        status = SPCT_EXIT_FAIL;
+        stop_launching = true;
     }
-    while (s.in_flight > 0) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        poll(&pfd, 1, 200);
+    while (c) {
+        while (!stop_launching && s.next < s.total && s.in_flight < s.window) {
+            if (launch(&s, err) < 0) {
+                stop_launching = true;
+                status = SPCT_EXIT_FAIL;
+                if (!first_error[0])
+                    snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
+                             s.next + 1);
+            }
+        }
+        if (s.in_flight == 0)
+            break;
+        int n = spc_stream_drain(s.stream, c, s.window);
+        if (n == 0) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            poll(&pfd, 1, 200);
+            n = spc_stream_drain(s.stream, c, s.window);
+        }
         if (spct_interrupted && !r.interrupted) {
             /* Finish cleanly: no more data heaps, but the stop heaps still go out. */
             r.interrupted = true;
@@ -549,8 +565,6 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                 s.total = s.next + s.n_sub;
             }
         }
-        struct spc_stream_completion c[64];
-        int n = spc_stream_drain(s.stream, c, 64);
         for (int i = 0; i < n; i++) {
             uint64_t idx = (uint64_t)(uintptr_t)c[i].user;
             s.in_flight--;
@@ -572,13 +586,6 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                 stop_launching = true; /* as spead2_send: the first error ends the run */
                 status = SPCT_EXIT_FAIL;
             }
-            if (!stop_launching && s.next < s.total && launch(&s, err) < 0) {
-                stop_launching = true;
-                status = SPCT_EXIT_FAIL;
-                if (!first_error[0])
-                    snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
-                             s.next + 1);
-            }
         }
         double now = spct_now();
         if (progress && now - last_progress >= 1.0) {
@@ -588,6 +595,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
             last_bytes = r.bytes;
         }
     }
+    free(c);
     r.seconds = spct_now() - start;
     struct spc_stream_stats st;
     spc_stream_get_stats(s.stream, &st);

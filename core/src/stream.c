@@ -278,6 +278,8 @@ void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *o
     out->sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
     out->sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
     out->spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
+    out->writer_wakeups = atomic_load_explicit(&m->st_wakeups, memory_order_relaxed);
+    out->cq_signals = atomic_load_explicit(&m->st_cq_signals, memory_order_relaxed);
 }
 /* ================================================================ bytes transport */
 

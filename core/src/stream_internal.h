@@ -171,11 +171,19 @@ struct spc_stream {
     pthread_cond_t done_cv; /* sync senders, flush and close wait for completions */
     /* Under lock. */
     uint64_t q_alloc, q_free;                /* slot counters */
-    uint64_t g_alloc, g_done, g_delivered;   /* group counters */
+    uint64_t g_done;                         /* group counter */
+    /* Group counters the writer reads or writes without the lock (hand-offs without a
+     * lock round trip): g_alloc is stored under lock by the sender (release), read by the
+     * writer (acquire); g_delivered is advanced by the writer alone. Waiters for
+     * g_delivered count themselves in done_waiters before they test it, and the writer
+     * reads done_waiters after advancing it (both sequentially consistent), so either
+     * the waiter sees the new value or the writer sees the waiter and signals. */
+    _Atomic uint64_t g_alloc, g_delivered;
+    _Atomic unsigned done_waiters;
     uint64_t cnt_next, cnt_step;
     int broken;                               /* sticky transport error, 0 if none */
     bool stopping, writer_idle;
-    unsigned room_waiters, done_waiters, callers;
+    unsigned room_waiters, callers;
     struct spc_stream_memory *mem; /* registrations */
     size_t room_need; /* free slots at which blocked senders are woken */
 
@@ -205,10 +213,11 @@ struct spc_stream {
     pthread_mutex_t cq_lock;
     struct spc_stream_completion *cq;
     size_t cq_cap, cq_head, cq_len;
+    bool cq_signalled; /* the eventfd holds a signal the consumer has not read yet */
     int efd;
 
     _Atomic uint64_t st_heaps, st_packets, st_bytes, st_batches, st_sleeps, st_late, st_late_max,
-        st_spin;
+        st_spin, st_wakeups, st_cq_signals;
 };
 
 static inline void spci_stat_add(_Atomic uint64_t *c, uint64_t v)
@@ -236,7 +245,9 @@ static inline uint64_t spci_stream_now_ns(const struct spc_stream *s)
 void *spci_stream_writer_main(void *arg);
 void spci_stream_on_transport_complete(void *ctx, void *token, int status);
 
-/* stream_cq.c: queues a completion for spc_stream_drain (writer only). */
-void spci_stream_cq_push(struct spc_stream *s, void *user, int status, uint64_t bytes);
+/* stream_cq.c: queues the completions of the n records d that go to the completion queue
+ * (those without a callback and not synchronous), in order, for spc_stream_drain; signals
+ * the eventfd at most once, and not while an earlier signal is unread. Writer only. */
+void spci_stream_cq_push(struct spc_stream *s, const struct done_rec *d, size_t n);
 
 #endif

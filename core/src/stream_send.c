@@ -79,7 +79,8 @@ static int publish(struct spc_stream *s, const struct source *src, size_t n,
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
-    size_t gi = (size_t)(s->g_alloc % s->cap);
+    uint64_t gn = atomic_load_explicit(&s->g_alloc, memory_order_relaxed);
+    size_t gi = (size_t)(gn % s->cap);
     struct group *g = &s->groups[gi];
     g->first = s->q_alloc;
     g->n = n;
@@ -120,7 +121,7 @@ static int publish(struct spc_stream *s, const struct source *src, size_t n,
         h->bytes = 0;
     }
     s->q_alloc += n;
-    s->g_alloc++;
+    atomic_store_explicit(&s->g_alloc, gn + 1, memory_order_release); /* publishes the group */
     if (s->writer_idle)
         pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->lock);
@@ -131,10 +132,8 @@ static int wait_sync(struct spc_stream *s, struct waiter *w, uint64_t *bytes)
 {
     pthread_mutex_lock(&s->lock);
     s->callers++;
-    s->done_waiters++;
     while (!w->done)
         pthread_cond_wait(&s->done_cv, &s->lock);
-    s->done_waiters--;
     s->callers--;
     if (s->stopping && s->callers == 0)
         pthread_cond_broadcast(&s->done_cv);
@@ -201,12 +200,12 @@ int spc_stream_flush(struct spc_stream *s)
     if (spci_stream_is_writer(s))
         return -EDEADLK;
     pthread_mutex_lock(&s->lock);
-    uint64_t target = s->g_alloc;
+    uint64_t target = atomic_load_explicit(&s->g_alloc, memory_order_relaxed);
     s->callers++;
-    s->done_waiters++;
-    while (s->g_delivered < target)
+    atomic_fetch_add(&s->done_waiters, 1); /* before the test: see g_delivered */
+    while (atomic_load(&s->g_delivered) < target)
         pthread_cond_wait(&s->done_cv, &s->lock);
-    s->done_waiters--;
+    atomic_fetch_sub(&s->done_waiters, 1);
     s->callers--;
     if (s->stopping && s->callers == 0)
         pthread_cond_broadcast(&s->done_cv);

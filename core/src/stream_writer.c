@@ -224,9 +224,7 @@ static struct slot *next_slot(struct spc_stream *s)
 {
     for (;;) {
         if (s->w_group == s->w_seen) {
-            pthread_mutex_lock(&s->lock);
-            s->w_seen = s->g_alloc;
-            pthread_mutex_unlock(&s->lock);
+            s->w_seen = atomic_load_explicit(&s->g_alloc, memory_order_acquire);
             if (s->w_group == s->w_seen)
                 return NULL;
         }
@@ -373,18 +371,26 @@ static void retire(struct spc_stream *s)
     pthread_mutex_unlock(&s->lock);
     s->w_done += k;
 
+    /* In order; the queued completions between two callbacks go in as one run (one
+     * lock, at most one eventfd signal). */
+    size_t run = 0;
     for (size_t i = 0; i < k; i++) {
         const struct done_rec *d = &s->done_buf[i];
-        if (d->cb)
+        if (d->cb) {
+            if (s->cq_on)
+                spci_stream_cq_push(s, s->done_buf + run, i - run);
+            run = i + 1;
             d->cb(d->user, d->status, d->bytes);
-        else if (s->cq_on && !d->sync)
-            spci_stream_cq_push(s, d->user, d->status, d->bytes);
+        }
     }
-    pthread_mutex_lock(&s->lock);
-    s->g_delivered += k;
-    if (s->done_waiters)
+    if (s->cq_on)
+        spci_stream_cq_push(s, s->done_buf + run, k - run);
+    atomic_fetch_add(&s->g_delivered, k);
+    if (atomic_load(&s->done_waiters)) {
+        pthread_mutex_lock(&s->lock);
         pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 void *spci_stream_writer_main(void *arg)
@@ -401,12 +407,14 @@ void *spci_stream_writer_main(void *arg)
             drain_inflight(s);
             retire(s);
             pthread_mutex_lock(&s->lock);
-            while (s->g_alloc == s->w_group && !s->stopping) {
+            while (atomic_load_explicit(&s->g_alloc, memory_order_relaxed) == s->w_group &&
+                   !s->stopping) {
                 s->writer_idle = true;
                 pthread_cond_wait(&s->work_cv, &s->lock);
+                spci_stat_add(&s->st_wakeups, 1);
             }
             s->writer_idle = false;
-            s->w_seen = s->g_alloc;
+            s->w_seen = atomic_load_explicit(&s->g_alloc, memory_order_relaxed);
             bool stop = s->w_seen == s->w_group;
             pthread_mutex_unlock(&s->lock);
             if (stop)

@@ -1104,6 +1104,121 @@ Test(stream, completion_queue_and_fd)
     done_free(d);
 }
 
+/* Hand-offs are coalesced (#17): heaps queued while the writer is busy need no wake-up,
+ * and the completion fd is signalled once per run of completions, not again while a
+ * signal is unread, yet no completion is lost and the fd is readable exactly while
+ * completions wait. */
+static void drain_expect(struct spc_stream *s, intptr_t *next, intptr_t upto, size_t max)
+{
+    struct spc_stream_completion c[64];
+    cr_assert_leq(max, 64);
+    while (*next < upto) {
+        int n = spc_stream_drain(s, c, max);
+        cr_assert_gt(n, 0, "completion %" PRIdPTR " missing", *next);
+        for (int i = 0; i < n; i++, (*next)++)
+            cr_assert_eq((intptr_t)c[i].user, *next, "got %" PRIdPTR ", want %" PRIdPTR,
+                         (intptr_t)c[i].user, *next);
+    }
+}
+
+Test(stream, completion_fd_signalled_once_per_run)
+{
+    struct fake f;
+    struct spc_stream_config sc = cfg_default();
+    sc.max_heaps = 64;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    o.completion_queue = true;
+    open_fake(&f, &sc, 1, &o);
+    int fd = spc_stream_completion_fd(f.s);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    struct spc_heap *h = mk_heap(3000);
+    /* The writer holds heap 0 inside send while heaps 1..39 are queued. */
+    fake_set_hold(&f, true);
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)0), 0);
+    fake_wait_sends(&f, 1);
+    struct spc_stream_stats st;
+    spc_stream_get_stats(f.s, &st);
+    const uint64_t woken = st.writer_wakeups;
+    for (intptr_t i = 1; i < 40; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)i), 0);
+    fake_set_hold(&f, false);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_eq(st.batches, 2, "heaps queued while the writer was busy go in one batch");
+    cr_assert_eq(st.writer_wakeups, woken, "the busy writer was woken %" PRIu64 " times",
+                 st.writer_wakeups - woken);
+    cr_assert_eq(st.cq_signals, 1, "two runs of completions, one unread signal: %" PRIu64,
+                 st.cq_signals);
+    cr_assert_eq(poll(&pfd, 1, 0), 1);
+    /* A partial drain leaves the fd readable; completions arriving meanwhile add no
+     * signal and are not lost. */
+    intptr_t next = 0;
+    drain_expect(f.s, &next, 10, 10);
+    cr_assert_eq(poll(&pfd, 1, 0), 1, "readable with 30 waiting");
+    for (intptr_t i = 40; i < 45; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)i), 0);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_eq(st.cq_signals, 1);
+    drain_expect(f.s, &next, 45, 64);
+    struct spc_stream_completion c[4];
+    cr_assert_eq(spc_stream_drain(f.s, c, 4), 0);
+    cr_assert_eq(poll(&pfd, 1, 0), 0, "readable after draining");
+    /* Once the signal is read, the next completion signals again. */
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)45), 0);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(poll(&pfd, 1, 0), 1, "a completion after a full drain was not signalled");
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_eq(st.cq_signals, 2);
+    drain_expect(f.s, &next, 46, 64);
+    close_fake(&f);
+    spc_heap_destroy(h);
+}
+
+/* Callbacks and queued completions keep their relative order; the queued ones between two
+ * callbacks form one run. */
+struct mixed {
+    struct spc_stream *s;
+    int calls;
+    intptr_t drained_before[2];
+};
+
+static void mixed_cb(void *user, int status, uint64_t bytes)
+{
+    (void)status;
+    (void)bytes;
+    struct mixed *m = user;
+    struct spc_stream_completion c[16];
+    int n = spc_stream_drain(m->s, c, 16);
+    m->drained_before[m->calls++] = n > 0 ? (intptr_t)c[n - 1].user : -1;
+}
+
+Test(stream, callbacks_and_queued_completions_keep_their_order)
+{
+    struct fake f;
+    struct spc_stream_config sc = cfg_default();
+    sc.max_heaps = 16;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    o.completion_queue = true;
+    open_fake(&f, &sc, 1, &o);
+    struct spc_heap *h = mk_heap(100);
+    struct mixed m = {.s = f.s};
+    fake_set_hold(&f, true);
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)0), 0);
+    fake_wait_sends(&f, 1);
+    /* 1, 2 queued; 3 callback; 4, 5 queued; 6 callback. */
+    for (intptr_t i = 1; i <= 6; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, i % 3 ? NULL : mixed_cb,
+                                          i % 3 ? (void *)i : (void *)&m), 0);
+    fake_set_hold(&f, false);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(m.calls, 2);
+    cr_assert_eq(m.drained_before[0], 2, "the first callback ran before 1, 2 were queued");
+    cr_assert_eq(m.drained_before[1], 5, "the second callback ran before 4, 5 were queued");
+    close_fake(&f);
+    spc_heap_destroy(h);
+}
+
 /* ------------------------------------------------------------ heap lists */
 
 Test(stream, heap_lists)

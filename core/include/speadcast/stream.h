@@ -127,6 +127,9 @@ struct spc_stream_stats {
     uint64_t sleep_late_ns;     /* sum over waits of (time the wait ended - target) */
     uint64_t sleep_late_max_ns; /* largest such lateness */
     uint64_t spin_ns;      /* time spent busy-waiting at the end of waits */
+    uint64_t writer_wakeups; /* times the idle writer was woken for new work */
+    uint64_t cq_signals;   /* eventfd signals of the completion queue (at most one per run
+                              of completions, none while one is unread) */
 };
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out);
 
