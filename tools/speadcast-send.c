@@ -36,6 +36,7 @@ void spct_send_defaults(struct spct_send_opts *o)
     o->burst = 65536;
     o->burst_rate_ratio = 1.05;
     o->max_heaps = 4;
+    o->writer_threads = 1;
     o->rate_method = SPCT_RATE_AUTO;
     o->rate = 0.0;
     o->ttl = 1;
@@ -115,6 +116,9 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
          "RATIO", "hard rate limit, relative to --rate", true, false, 1.0, 0, NULL},
         {"max-heaps", SPCT_OPT_UINT, &o->max_heaps, &o->given.max_heaps, "N",
          "maximum heaps in flight", true, true, 1, 1048576, NULL},
+        {"writer-threads", SPCT_OPT_UINT, &o->writer_threads, &o->given.writer_threads, "N",
+         "writer threads sharing the substreams (one per destination at most; udp)", true,
+         true, 1, SPC_STREAM_MAX_WRITER_THREADS, NULL},
         {"rate-method", SPCT_OPT_CHOICE, &o->rate_method, &o->given.rate_method, "METHOD",
          "rate limiting method: sw, hw or auto", false, false, 0, 0, rate_methods},
         {"rate", SPCT_OPT_DOUBLE, &o->rate, &o->given.rate, "GBPS",
@@ -260,6 +264,8 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
             sc.burst_rate_ratio = o->burst_rate_ratio;
         if (o->given.max_heaps)
             sc.max_heaps = o->max_heaps;
+        if (o->given.writer_threads)
+            sc.writer_threads = (unsigned)o->writer_threads;
         if (o->given.rate_method)
             sc.rate_method = (enum spc_rate_method)o->rate_method;
         if (o->flavour || o->given.addr_bits || o->pyspead)
@@ -279,6 +285,7 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
     sc.burst_size = o->burst;
     sc.burst_rate_ratio = o->burst_rate_ratio;
     sc.max_heaps = o->max_heaps;
+    sc.writer_threads = (unsigned)o->writer_threads;
     sc.rate_method = (enum spc_rate_method)o->rate_method;
     sc.on_full = SPC_ON_FULL_FAIL;
     sc.flavour = (struct spc_flavour){o->heap_address_bits, o->bug_compat};

@@ -30,29 +30,32 @@ static void stream_free(struct spc_stream *s)
     while (s->mem) {
         struct spc_stream_memory *m = s->mem;
         s->mem = m->next;
-        int rc = s->tp->caps & SPC_TRANSPORT_CAP_MEMREG
-                     ? spci_transport_deregister_memory(s->tp, m->handle) : 0;
+        int rc = spci_stream_memory_release(s, m);
         if (rc != 0)
             spci_log(SPC_LOG_WARNING, "%s: deregistering memory at %p at close failed: %s",
                      s->tp->plugin->name, (void *)m->start, spc_strerror(rc));
         free(m);
     }
-    if (s->tp)
-        spci_transport_close(s->tp);
+    for (unsigned i = 0; s->writers && i < s->n_writers; i++) {
+        struct writer *w = &s->writers[i];
+        if (w->tp)
+            spci_transport_close(w->tp);
+        spci_stream_writer_free(w);
+        pthread_mutex_destroy(&w->tx_lock);
+        pthread_cond_destroy(&w->work_cv);
+    }
     if (s->efd >= 0)
         close(s->efd);
     pthread_mutex_destroy(&s->lock);
-    pthread_mutex_destroy(&s->tx_lock);
+    pthread_mutex_destroy(&s->rl_lock);
+    pthread_mutex_destroy(&s->retire_lock);
     pthread_mutex_destroy(&s->cq_lock);
-    pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->room_cv);
     pthread_cond_destroy(&s->done_cv);
+    free(s->writers);
     free(s->slots);
     free(s->groups);
     free(s->done_buf);
-    free(s->tx);
-    free(s->pkts);
-    free(s->arena);
     free(s->cq);
     free(s);
 }
@@ -62,26 +65,17 @@ static int alloc_arrays(struct spc_stream *s)
     /* max_packet_size <= 16 MiB (config bounds): no overflow below. */
     s->scratch_size = spc_packet_scratch_size(s->cfg.max_packet_size);
     s->arena_size = s->scratch_size + (size_t)BATCH_MAX_PACKETS * BATCH_ARENA_PER_PACKET;
-    /* An asynchronous transport holds one batch while the next is packed. */
-    s->n_batches = s->async ? 2 : 1;
-    size_t n_tx = (size_t)s->n_batches * BATCH_MAX_PACKETS;
     if (s->cap > SIZE_MAX / sizeof(struct slot))
         return -ENOMEM;
     s->slots = calloc(s->cap, sizeof *s->slots);
     s->groups = calloc(s->cap, sizeof *s->groups);
     s->done_buf = calloc(s->cap, sizeof *s->done_buf);
-    s->tx = calloc(n_tx, sizeof *s->tx);
-    s->pkts = calloc(n_tx, sizeof *s->pkts);
-    s->arena = malloc(s->n_batches * s->arena_size);
-    if (!s->slots || !s->groups || !s->done_buf || !s->tx || !s->pkts || !s->arena)
+    if (!s->slots || !s->groups || !s->done_buf)
         return -ENOMEM;
-    for (unsigned k = 0; k < s->n_batches; k++) {
-        struct batch *b = &s->batches[k];
-        b->tx = s->tx + (size_t)k * BATCH_MAX_PACKETS;
-        b->pkts = s->pkts + (size_t)k * BATCH_MAX_PACKETS;
-        b->arena = s->arena + k * s->arena_size;
-        for (size_t i = 0; i < BATCH_MAX_PACKETS; i++)
-            b->tx[i].batch = b;
+    for (unsigned i = 0; i < s->n_writers; i++) {
+        int rc = spci_stream_writer_alloc(&s->writers[i]);
+        if (rc < 0)
+            return rc;
     }
     if (s->cq_on) {
         s->cq_cap = s->cap < 16 ? 16 : s->cap;
@@ -89,6 +83,91 @@ static int alloc_arrays(struct spc_stream *s)
             return -ENOMEM;
     }
     return 0;
+}
+
+/* Opens the writers' transport objects: one per writer where the transport declares
+ * SPC_TRANSPORT_CAP_PER_WRITER, else a single writer (and object) with a warning. At most
+ * one writer per substream. Sets n_writers to the writers that have an object. */
+static int open_transports(struct spc_stream *s, const struct spc_config *cfg, unsigned want,
+                           char *err, size_t errlen)
+{
+    s->n_writers = 1;
+    int rc = spci_transport_open(&s->writers[0].tp, cfg, spci_stream_on_transport_complete,
+                                 &s->writers[0], err, errlen);
+    if (rc < 0) {
+        s->writers[0].tp = NULL;
+        return rc;
+    }
+    s->tp = s->writers[0].tp;
+    s->n_sub = s->tp->n_substreams;
+    if (want > 1 && !(s->tp->caps & SPC_TRANSPORT_CAP_PER_WRITER)) {
+        spci_log(SPC_LOG_WARNING, "%s cannot be driven by several writer threads; using one "
+                 "(writer_threads %u)", s->tp->plugin->name, want);
+        want = 1;
+    }
+    if (want > s->n_sub)
+        want = s->n_sub;
+    for (unsigned i = 1; i < want; i++) {
+        struct writer *w = &s->writers[i];
+        rc = spci_transport_open(&w->tp, cfg, spci_stream_on_transport_complete, w, err, errlen);
+        if (rc < 0) {
+            w->tp = NULL;
+            return rc;
+        }
+        s->n_writers = i + 1;
+        if (w->tp->n_substreams != s->n_sub) {
+            put_err(err, errlen, "stream: %s opened with %u substreams for writer %u, %u for "
+                    "writer 0", s->tp->plugin->name, w->tp->n_substreams, i, s->n_sub);
+            return -SPC_EPLUGIN;
+        }
+    }
+    return 0;
+}
+
+/* Starts the writer threads, pinned to cpu (-1: not pinned), with every signal blocked
+ * (signals go to the application's threads). */
+static int start_writers(struct spc_stream *s, int cpu, char *err, size_t errlen)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = 0;
+    for (unsigned i = 0; i < s->n_writers && rc == 0; i++) {
+        struct writer *w = &s->writers[i];
+        rc = -pthread_create(&w->thread, &attr, spci_stream_writer_main, w);
+        w->running = rc == 0;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc < 0) {
+        if (cpu >= 0 && rc == -EINVAL)
+            put_err(err, errlen, "stream: cannot run the writer thread on cpu %d", cpu);
+        else
+            put_err(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
+    }
+    return rc;
+}
+
+/* Stops and joins the writers that run. */
+static void stop_writers(struct spc_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->room_cv);
+    for (unsigned i = 0; i < s->n_writers; i++)
+        pthread_cond_signal(&s->writers[i].work_cv);
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < s->n_writers; i++)
+        if (s->writers[i].running)
+            pthread_join(s->writers[i].thread, NULL);
 }
 
 int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
@@ -118,9 +197,9 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
         return -ENOMEM;
     s->efd = -1;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_mutex_init(&s->tx_lock, NULL);
+    pthread_mutex_init(&s->rl_lock, NULL);
+    pthread_mutex_init(&s->retire_lock, NULL);
     pthread_mutex_init(&s->cq_lock, NULL);
-    pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->room_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
     s->cfg = *sc;
@@ -131,28 +210,51 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
     s->cap = sc->max_heaps;
     s->cq_on = o.completion_queue;
     s->spin_max = o.spin_max_ns;
-    s->late_est = o.spin_max_ns / 4;
     if (o.clock)
         s->clock = *o.clock;
+    const unsigned want = sc->writer_threads;
+    if (!(s->writers = calloc(want, sizeof *s->writers))) {
+        stream_free(s);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < want; i++) {
+        struct writer *w = &s->writers[i];
+        w->s = s;
+        w->index = i;
+        w->late_est = o.spin_max_ns / 4;
+        pthread_mutex_init(&w->tx_lock, NULL);
+        pthread_cond_init(&w->work_cv, NULL);
+    }
+    s->n_writers = want; /* every writer's locks are initialised: stream_free destroys them */
 
-    rc = spci_transport_open(&s->tp, cfg, spci_stream_on_transport_complete, s, err, errlen);
+    rc = open_transports(s, cfg, want, err, errlen);
+    for (unsigned i = s->n_writers; i < want; i++) { /* the writers left out */
+        pthread_mutex_destroy(&s->writers[i].tx_lock);
+        pthread_cond_destroy(&s->writers[i].work_cv);
+    }
     if (rc < 0) {
-        s->tp = NULL;
         stream_free(s);
         return rc;
     }
-    s->n_sub = s->tp->n_substreams;
     s->async = (s->tp->caps & SPC_TRANSPORT_CAP_ASYNC) != 0;
-    /* Hardware pacing only where asked for and the transport reported at open that it
-     * paces (it may withdraw that later: see fill_and_send). */
+    /* Hardware pacing only where asked for, with one writer, and the transport reported
+     * at open that it paces (it may withdraw that later: see fill_and_send). */
     bool want_hw = sc->rate_method == SPC_RATE_METHOD_HW && sc->rate > 0;
-    s->hw = want_hw && spci_transport_hw_paced(s->tp);
-    if (want_hw && !s->hw)
-        spci_log(SPC_LOG_WARNING, "%s cannot pace this stream in hardware; using the software "
-                 "rate limiter", s->tp->plugin->name);
+    struct writer *w0 = &s->writers[0];
+    w0->hw = want_hw && s->n_writers == 1 && spci_transport_hw_paced(s->tp);
+    if (want_hw && !w0->hw)
+        spci_log(SPC_LOG_WARNING, "%s cannot pace this stream in hardware%s; using the software "
+                 "rate limiter", s->tp->plugin->name,
+                 s->n_writers > 1 ? " with several writer threads" : "");
     rc = spci_rate_step(sc->rate, sc->burst_rate_ratio, &s->stream_step);
-    if (!s->hw)
-        s->w_step = s->stream_step;
+    uint64_t now = spci_stream_now_ns(s);
+    for (unsigned i = 0; i < s->n_writers; i++) {
+        struct writer *w = &s->writers[i];
+        if (!w->hw)
+            w->w_step = s->stream_step;
+        spci_rl_init(&w->rl, sc->burst_size, now);
+    }
+    spci_rl_init(&s->rl, sc->burst_size, now);
     if (rc == 0)
         rc = alloc_arrays(s);
     if (rc == 0 && s->cq_on) {
@@ -165,28 +267,9 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
         stream_free(s);
         return rc;
     }
-    spci_rl_init(&s->rl, sc->burst_size, spci_stream_now_ns(s));
-
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    if (o.cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(o.cpu, &set);
-        pthread_attr_setaffinity_np(&attr, sizeof set, &set);
-    }
-    /* The writer takes no signals: they go to the application's threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&s->thread, &attr, spci_stream_writer_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    rc = start_writers(s, o.cpu, err, errlen);
     if (rc < 0) {
-        if (o.cpu >= 0 && rc == -EINVAL)
-            put_err(err, errlen, "stream: cannot run the writer thread on cpu %d", o.cpu);
-        else
-            put_err(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
+        stop_writers(s);
         stream_free(s);
         return rc;
     }
@@ -218,12 +301,7 @@ void spc_stream_close(struct spc_stream *s)
         spci_log(SPC_LOG_ERROR, "spc_stream_close called from a completion callback: ignored");
         return;
     }
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->room_cv);
-    pthread_cond_signal(&s->work_cv);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
+    stop_writers(s);
     /* Let threads still inside a blocking call see the outcome and leave. */
     pthread_mutex_lock(&s->lock);
     pthread_cond_broadcast(&s->done_cv);
@@ -264,7 +342,10 @@ void spc_stream_last_error(struct spc_stream *s, char *buf, size_t len)
         buf[0] = '\0';
         return;
     }
-    spci_transport_error(s->tp, buf, len);
+    /* The first writer's transport that recorded something (with one writer, its only). */
+    buf[0] = '\0';
+    for (unsigned i = 0; i < s->n_writers && !buf[0]; i++)
+        spci_transport_error(s->writers[i].tp, buf, len);
 }
 
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out)
@@ -287,9 +368,9 @@ int spc_stream_bytes(struct spc_stream *s, const uint8_t **data, size_t *len)
 {
     if (!s || !data || !len)
         return -EINVAL;
-    pthread_mutex_lock(&s->tx_lock);
+    pthread_mutex_lock(&s->writers[0].tx_lock);
     int rc = spci_bytes_data(s->tp, data, len);
-    pthread_mutex_unlock(&s->tx_lock);
+    pthread_mutex_unlock(&s->writers[0].tx_lock);
     return rc;
 }
 
@@ -297,8 +378,8 @@ int spc_stream_bytes_reset(struct spc_stream *s)
 {
     if (!s)
         return -EINVAL;
-    pthread_mutex_lock(&s->tx_lock);
+    pthread_mutex_lock(&s->writers[0].tx_lock);
     int rc = spci_bytes_reset(s->tp);
-    pthread_mutex_unlock(&s->tx_lock);
+    pthread_mutex_unlock(&s->writers[0].tx_lock);
     return rc;
 }

@@ -9,25 +9,39 @@
  * advancing q_alloc / g_alloc. The writer reads published slots without the lock: a slot's
  * sender-written fields do not change until the writer frees it (q_free, under the lock).
  *
- * Writer. Takes packets from the oldest unfinished group (SERIAL: heap after heap;
- * ROUND_ROBIN: one packet per unfinished heap in turn), so groups go out strictly in
+ * Writers. writer_threads threads (1 unless the transport can be opened once per writer:
+ * SPC_TRANSPORT_CAP_PER_WRITER); substream i belongs to writer i % n_writers, so each
+ * substream's packets keep their order. A sender appends each heap to its writer's heap
+ * ring and, per writer with heaps in the group, one group share to its share ring. A
+ * writer takes packets from its oldest unfinished share (SERIAL: heap after heap;
+ * ROUND_ROBIN: one packet per unfinished heap in turn), so its groups go out strictly in
  * order, and packs them, spanning heaps and groups, into a batch: one transport send.
  * A batch owns its packet records (iovecs, owning heap) and a scratch arena in which the
  * packets' headers are bump-allocated; all stay in use until the transport has completed
  * every packet of the batch. Batches are preallocated (one, or two for an asynchronous
  * transport so one is packed while the other is in flight), so nothing is allocated per
  * heap or packet. A heap finishes when all its packets are produced and completed; a
- * group when all its heaps have. Finished groups are retired from the front, in order:
- * their slots are freed first, then their completions are delivered outside the lock.
+ * group when all its heaps have. Finished groups are retired from the front, in order,
+ * by whichever writer holds retire_lock: their slots are freed first, then their
+ * completions are delivered outside the lock, so completions keep submission order.
  *
  * Rate. spci_ratelimit gates every packet of a rate-limited heap; the writer sleeps at
  * burst boundaries (absolute-time sleep, then a short spin of at most the measured
- * oversleep). Work that arrives at an idle writer resumes the limiter (idle time is no
- * deficit).
+ * oversleep). With several writers each gathers a burst's bytes, then merges them into
+ * the stream's shared limiter and waits there, so the rate holds for the stream as a
+ * whole. Work that arrives when every writer is idle resumes the limiter (idle time is
+ * no deficit).
  *
- * Locks. lock guards the queue counters and registrations; tx_lock serialises the calls
- * into the transport. Where both are held, lock is taken first (deregistration). No
- * transport call is made under lock otherwise, and nothing takes lock under tx_lock.
+ * Hand-offs (#17). A sender wakes a writer only when it is idle; the writer packs all
+ * that is queued before it sleeps; blocked senders are woken once half the queue is
+ * free; the completion fd is signalled once per run of completions and not while a
+ * signal is unread; flush is signalled only when someone waits.
+ *
+ * Locks. lock guards the queue counters, the rings' fill side and registrations; each
+ * writer's tx_lock serialises the calls into its transport object; rl_lock guards the
+ * shared limiter; retire_lock the retiring. Order: lock, then tx_lock (deregistration);
+ * retire_lock, then lock. No transport call is made under lock otherwise, and nothing
+ * takes lock under tx_lock or rl_lock.
  */
 #ifndef SPCI_STREAM_INTERNAL_H
 #define SPCI_STREAM_INTERNAL_H
@@ -76,7 +90,8 @@ struct slot {
     size_t group; /* index in groups[] */
     bool stream_rate; /* at the stream's rate (paced as the writer's w_step says) */
     struct spci_rate_step step; /* otherwise */
-    /* Writer-owned while the slot is in use (reset by the sender). */
+    /* Owned by its writer (substream % n_writers) while the slot is in use (reset by the
+     * sender). */
     struct spc_packetizer pz;
     bool started;
     bool produced;     /* every packet handed out (or the heap failed before that) */
@@ -86,17 +101,26 @@ struct slot {
 };
 
 struct group {
-    /* Written by the sender. */
+    /* Written by the sender before it publishes the group. */
     uint64_t first; /* slot counter of its first heap */
     size_t n;
     enum spc_group_mode mode;
     spc_send_callback cb;
     void *user;
     struct waiter *waiter;
-    /* Writer-owned. */
-    size_t cursor;     /* next heap (index within the group) to take a packet from */
-    size_t unproduced; /* heaps not yet produced */
-    size_t unfinished; /* heaps not yet finished */
+    /* Heaps not yet finished: each writer decrements it for its own heaps (release, after
+     * writing their status and bytes); the retirer reads it (acquire). */
+    _Atomic size_t unfinished;
+};
+
+/* A writer's share of a group: its heaps of the group, in group order, at wq[first ..
+ * first + n) of its heap ring. Written by the sender; cursor and unproduced writer-owned. */
+struct wgroup {
+    uint64_t first;
+    size_t n;
+    enum spc_group_mode mode;
+    size_t cursor;     /* next heap (index within the share) to take a packet from */
+    size_t unproduced; /* heaps of the share not yet produced */
 };
 
 struct done_rec {
@@ -108,6 +132,7 @@ struct done_rec {
 };
 
 struct batch;
+struct writer;
 
 /* One packet of a batch. */
 struct tx {
@@ -137,11 +162,12 @@ struct prep {
     bool repeat;
 };
 
-/* A registration (spc_stream_register_memory). */
+/* A registration (spc_stream_register_memory): one transport handle per writer's
+ * transport object (unused where the transport has no registration). */
 struct spc_stream_memory {
     struct spc_stream_memory *next;
     uintptr_t start, end;
-    void *handle; /* the transport's; unused where the transport has no registration */
+    void *handle[];
 };
 
 struct spc_heap_list {
@@ -150,11 +176,52 @@ struct spc_heap_list {
     struct prep e[];
 };
 
+/* A writer thread: the substreams i with i % n_writers == index, its own transport
+ * object (several only where the transport declares SPC_TRANSPORT_CAP_PER_WRITER), its
+ * own batches and its own queue of heap references, filled by the senders. */
+struct writer {
+    struct spc_stream *s;
+    unsigned index;
+    pthread_t thread;
+    bool running; /* thread started */
+    struct spci_transport *tp;
+    pthread_mutex_t tx_lock; /* held around calls into tp */
+
+    /* Its queue: heap ring wq and group-share ring wg (cap entries each). Filled by the
+     * senders under the stream's lock; wg_alloc is stored under it (release) and read by
+     * the writer (acquire), so published entries are complete when seen. */
+    struct slot **wq;
+    struct wgroup *wg;
+    uint64_t wq_alloc;            /* under lock */
+    _Atomic uint64_t wg_alloc;
+    pthread_cond_t work_cv;       /* the writer waits for work */
+    bool idle, active;            /* under lock: waiting on work_cv; counted in n_active */
+
+    /* Writer-private. */
+    uint64_t w_group; /* oldest share with packets left to produce */
+    uint64_t w_seen;  /* wg_alloc as last read */
+    /* The limiter: the stream's own with one writer; with several, this one only gathers
+     * the writer's bytes until a burst is full, then merges them into the stream's
+     * shared limiter (rl_lock) and gates there. */
+    struct spci_ratelimit rl;
+    bool hw;                      /* the transport paces the stream's rate (svc->set_hw_paced) */
+    struct spci_rate_step w_step; /* step of stream-rate heaps: zero when hw, else stream_step */
+    uint64_t late_est;            /* estimated oversleep of clock_nanosleep, ns */
+    struct batch batches[2];
+    unsigned n_batches; /* 1, or 2 for an asynchronous transport */
+    unsigned b_next;    /* the batch packed next */
+    struct tx *tx;      /* every batch's records: n_batches x BATCH_MAX_PACKETS */
+    struct spc_tx_packet *pkts;
+    uint8_t *arena;
+    size_t n_pending;   /* packets of all batches not yet completed */
+    bool no_flush;      /* the transport's flush is the -SPC_ENOTSUP stub */
+};
+
 struct spc_stream {
     struct spc_stream_config cfg;
     size_t mps;
     uint64_t cnt_mask;
-    struct spci_transport *tp;
+    struct spci_transport *tp; /* writers[0].tp: names, errors, the bytes transport */
     unsigned n_sub;
     bool async;
     struct spci_rate_step stream_step; /* the stream's rate in software; zero when unlimited */
@@ -163,51 +230,43 @@ struct spc_stream {
     size_t cap;
     struct slot *slots;
     struct group *groups;
-    struct done_rec *done_buf;
+    size_t arena_size;   /* per batch */
+    size_t scratch_size; /* spc_packet_scratch_size(mps): one packet's worst case */
+    unsigned n_writers;
+    struct writer *writers;
 
     pthread_mutex_t lock;
-    pthread_cond_t work_cv; /* the writer waits for work */
     pthread_cond_t room_cv; /* blocked senders wait for room */
     pthread_cond_t done_cv; /* sync senders, flush and close wait for completions */
     /* Under lock. */
     uint64_t q_alloc, q_free;                /* slot counters */
     uint64_t g_done;                         /* group counter */
-    /* Group counters the writer reads or writes without the lock (hand-offs without a
-     * lock round trip): g_alloc is stored under lock by the sender (release), read by the
-     * writer (acquire); g_delivered is advanced by the writer alone. Waiters for
-     * g_delivered count themselves in done_waiters before they test it, and the writer
-     * reads done_waiters after advancing it (both sequentially consistent), so either
-     * the waiter sees the new value or the writer sees the waiter and signals. */
+    /* Group counters read or written without the lock (hand-offs without a lock round
+     * trip): g_alloc is stored under lock by the sender (release), read by the retirer
+     * (acquire); g_delivered is advanced by the retirer alone. Waiters for g_delivered
+     * count themselves in done_waiters before they test it, and the retirer reads
+     * done_waiters after advancing it (both sequentially consistent), so either the
+     * waiter sees the new value or the retirer sees the waiter and signals. */
     _Atomic uint64_t g_alloc, g_delivered;
     _Atomic unsigned done_waiters;
     uint64_t cnt_next, cnt_step;
-    int broken;                               /* sticky transport error, 0 if none */
-    bool stopping, writer_idle;
+    _Atomic int broken;                      /* sticky transport error, 0 if none */
+    bool stopping;
+    unsigned n_active; /* writers not idle */
     unsigned room_waiters, callers;
     struct spc_stream_memory *mem; /* registrations */
     size_t room_need; /* free slots at which blocked senders are woken */
 
-    /* Writer-private. */
-    uint64_t w_group;   /* oldest group with packets left to produce */
-    uint64_t w_seen;    /* g_alloc as last read */
-    uint64_t w_done;    /* = g_done */
+    /* The shared rate limiter of a stream with several writers. */
+    pthread_mutex_t rl_lock;
     struct spci_ratelimit rl;
-    bool hw;                    /* the transport paces the stream's rate (svc->set_hw_paced) */
-    struct spci_rate_step w_step; /* step of stream-rate heaps: zero when hw, else stream_step */
-    uint64_t late_est;  /* estimated oversleep of clock_nanosleep, ns */
-    struct batch batches[2];
-    unsigned n_batches; /* 1, or 2 for an asynchronous transport */
-    unsigned b_next;    /* the batch packed next */
-    struct tx *tx;      /* every batch's records: n_batches x BATCH_MAX_PACKETS */
-    struct spc_tx_packet *pkts;
-    uint8_t *arena;
-    size_t arena_size;   /* per batch */
-    size_t scratch_size; /* spc_packet_scratch_size(mps): one packet's worst case */
-    size_t n_pending;    /* packets of all batches not yet completed */
-    bool no_flush; /* the transport's flush is the -SPC_ENOTSUP stub */
 
-    pthread_t thread;
-    pthread_mutex_t tx_lock; /* held around transport calls, for spc_stream_bytes_reset */
+    /* Retiring finished groups, in order, by whichever writer gets retire_lock (the others
+     * set retire_again, which the holder checks before it lets go). */
+    pthread_mutex_t retire_lock;
+    _Atomic bool retire_again;
+    uint64_t w_done; /* = g_done; under retire_lock */
+    struct done_rec *done_buf;
 
     bool cq_on;
     pthread_mutex_t cq_lock;
@@ -220,14 +279,24 @@ struct spc_stream {
         st_spin, st_wakeups, st_cq_signals;
 };
 
+/* The writer that owns a substream's heaps. */
+static inline struct writer *spci_stream_writer_of(struct spc_stream *s, uint32_t substream)
+{
+    return &s->writers[substream % s->n_writers];
+}
+
 static inline void spci_stat_add(_Atomic uint64_t *c, uint64_t v)
 {
     atomic_fetch_add_explicit(c, v, memory_order_relaxed);
 }
 
+/* The stream whose writer thread this is (NULL on other threads). */
+extern _Thread_local const struct spc_stream *spci_stream_current_writer;
+
+/* Whether the caller is one of the stream's writer threads (a completion callback). */
 static inline bool spci_stream_is_writer(const struct spc_stream *s)
 {
-    return pthread_equal(pthread_self(), s->thread);
+    return spci_stream_current_writer == s;
 }
 
 /* The stream's clock: the application's (options.clock) or CLOCK_MONOTONIC. */
@@ -240,10 +309,16 @@ static inline uint64_t spci_stream_now_ns(const struct spc_stream *s)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* stream_writer.c: the writer thread's body (arg: the stream), and svc->complete for an
- * asynchronous transport (ctx: the stream, token: the packet's struct tx). */
+/* stream_writer.c: the writer thread's body (arg: its struct writer), and svc->complete
+ * for an asynchronous transport (ctx: the writer, token: the packet's struct tx). */
 void *spci_stream_writer_main(void *arg);
 void spci_stream_on_transport_complete(void *ctx, void *token, int status);
+/* stream_writer.c: the batch arrays of writer w (after s->arena_size is set). */
+int spci_stream_writer_alloc(struct writer *w);
+void spci_stream_writer_free(struct writer *w);
+
+/* stream_memory.c: gives m's handles back to every writer's transport object (close). */
+int spci_stream_memory_release(struct spc_stream *s, struct spc_stream_memory *m);
 
 /* stream_cq.c: queues the completions of the n records d that go to the completion queue
  * (those without a callback and not synchronous), in order, for spc_stream_drain; signals

@@ -6,21 +6,46 @@
 #include "heap_memory.h"
 #include "stream_internal.h"
 
+/* Deregisters m from the transport objects of writers [from, to) that hold a handle for
+ * it (under each writer's tx_lock); returns the first error (> 0 mapped to EPLUGIN). */
+static int dereg(struct spc_stream *s, struct spc_stream_memory *m, unsigned from, unsigned to)
+{
+    int first = 0;
+    for (unsigned i = from; i < to; i++) {
+        struct writer *w = &s->writers[i];
+        if (!(w->tp->caps & SPC_TRANSPORT_CAP_MEMREG) || !m->handle[i])
+            continue;
+        pthread_mutex_lock(&w->tx_lock);
+        int rc = spci_transport_deregister_memory(w->tp, m->handle[i]);
+        pthread_mutex_unlock(&w->tx_lock);
+        if (rc == 0)
+            m->handle[i] = NULL;
+        else if (first == 0)
+            first = rc > 0 ? -SPC_EPLUGIN : rc;
+    }
+    return first;
+}
+
 int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
                                struct spc_stream_memory **out)
 {
     if (!s || !addr || !len || !out || (uintptr_t)addr > UINTPTR_MAX - len)
         return -EINVAL;
-    struct spc_stream_memory *m = calloc(1, sizeof *m);
+    struct spc_stream_memory *m = calloc(1, sizeof *m + s->n_writers * sizeof m->handle[0]);
     if (!m)
         return -ENOMEM;
     m->start = (uintptr_t)addr;
     m->end = m->start + len;
-    if (s->tp->caps & SPC_TRANSPORT_CAP_MEMREG) {
-        pthread_mutex_lock(&s->tx_lock);
-        int rc = spci_transport_register_memory(s->tp, addr, len, &m->handle);
-        pthread_mutex_unlock(&s->tx_lock);
+    /* With every writer's transport object, or with none. */
+    for (unsigned i = 0; i < s->n_writers; i++) {
+        struct writer *w = &s->writers[i];
+        if (!(w->tp->caps & SPC_TRANSPORT_CAP_MEMREG))
+            continue;
+        pthread_mutex_lock(&w->tx_lock);
+        int rc = spci_transport_register_memory(w->tp, addr, len, &m->handle[i]);
+        pthread_mutex_unlock(&w->tx_lock);
         if (rc != 0) {
+            dereg(s, m, 0, i);
             free(m);
             return rc > 0 ? -SPC_EPLUGIN : rc;
         }
@@ -68,19 +93,19 @@ int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory 
         pthread_mutex_unlock(&s->lock);
         return -EBUSY;
     }
-    int rc = 0;
-    if (s->tp->caps & SPC_TRANSPORT_CAP_MEMREG) {
-        /* Under lock too: no heap using the range can be queued until it is gone. */
-        pthread_mutex_lock(&s->tx_lock);
-        rc = spci_transport_deregister_memory(s->tp, mem->handle);
-        pthread_mutex_unlock(&s->tx_lock);
-        if (rc > 0)
-            rc = -SPC_EPLUGIN;
-    }
+    /* Under lock too: no heap using the range can be queued until it is gone. A failure
+     * leaves the registration listed (with the handles not yet given back), so a retry
+     * or close finishes it. */
+    int rc = dereg(s, mem, 0, s->n_writers);
     if (rc == 0)
         *pp = mem->next;
     pthread_mutex_unlock(&s->lock);
     if (rc == 0)
         free(mem);
     return rc;
+}
+
+int spci_stream_memory_release(struct spc_stream *s, struct spc_stream_memory *m)
+{
+    return dereg(s, m, 0, s->n_writers);
 }

@@ -88,9 +88,12 @@ static int publish(struct spc_stream *s, const struct source *src, size_t n,
     g->cb = cb;
     g->user = user;
     g->waiter = w;
-    g->cursor = 0;
-    g->unproduced = n;
-    g->unfinished = n;
+    atomic_store_explicit(&g->unfinished, n, memory_order_relaxed);
+    /* Each writer's share: its heaps, appended to its heap ring in group order. */
+    uint64_t share_first[SPC_STREAM_MAX_WRITER_THREADS];
+    size_t share_n[SPC_STREAM_MAX_WRITER_THREADS] = {0};
+    for (unsigned k = 0; k < s->n_writers; k++)
+        share_first[k] = s->writers[k].wq_alloc;
     for (size_t i = 0; i < n; i++) {
         struct slot *h = &s->slots[(s->q_alloc + i) % s->cap];
         uint64_t cnt;
@@ -119,11 +122,23 @@ static int publish(struct spc_stream *s, const struct source *src, size_t n,
         h->inflight = 0;
         h->status = 0;
         h->bytes = 0;
+        struct writer *wr = spci_stream_writer_of(s, h->substream);
+        wr->wq[wr->wq_alloc++ % s->cap] = h;
+        share_n[wr->index]++;
     }
     s->q_alloc += n;
     atomic_store_explicit(&s->g_alloc, gn + 1, memory_order_release); /* publishes the group */
-    if (s->writer_idle)
-        pthread_cond_signal(&s->work_cv);
+    for (unsigned k = 0; k < s->n_writers; k++) {
+        if (share_n[k] == 0)
+            continue;
+        struct writer *wr = &s->writers[k];
+        uint64_t ga = atomic_load_explicit(&wr->wg_alloc, memory_order_relaxed);
+        wr->wg[ga % s->cap] = (struct wgroup){.first = share_first[k], .n = share_n[k],
+                                              .mode = mode, .unproduced = share_n[k]};
+        atomic_store_explicit(&wr->wg_alloc, ga + 1, memory_order_release); /* publishes it */
+        if (wr->idle)
+            pthread_cond_signal(&wr->work_cv);
+    }
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

@@ -1,12 +1,16 @@
-/* The writer thread of a send stream: takes packets from the queued groups, packs them
- * into batches, paces them, hands them to the transport and retires finished groups in
- * order (see stream_internal.h for the queue, batch and lock rules). */
+/* The writer threads of a send stream: each takes packets from its share of the queued
+ * groups, packs them into batches, paces them, hands them to its transport object; any
+ * of them retires finished groups in order (see stream_internal.h for the queue, batch,
+ * rate and lock rules). */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
 
 #include "log_internal.h"
 #include "stream_internal.h"
+
+_Thread_local const struct spc_stream *spci_stream_current_writer;
 
 static inline void cpu_relax(void)
 {
@@ -16,28 +20,29 @@ static inline void cpu_relax(void)
     __asm__ __volatile__("yield");
 #endif
 }
+
 static void heap_finished(struct spc_stream *s, struct slot *h)
 {
-    s->groups[h->group].unfinished--;
+    atomic_fetch_sub_explicit(&s->groups[h->group].unfinished, 1, memory_order_release);
     spci_stat_add(&s->st_heaps, 1);
 }
 
-/* h belongs to the current group (groups[w_group]); once all its heaps are produced the
- * writer moves past it at once, so retire never frees a group the writer still reads. */
-static void set_produced(struct spc_stream *s, struct slot *h)
+/* h belongs to the writer's current share (wg[w_group]); once all its heaps are produced
+ * the writer moves past it at once. */
+static void set_produced(struct writer *w, struct slot *h)
 {
     h->produced = true;
-    if (--s->groups[h->group].unproduced == 0)
-        s->w_group++;
+    if (--w->wg[w->w_group % w->s->cap].unproduced == 0)
+        w->w_group++;
     if (h->inflight == 0)
-        heap_finished(s, h);
+        heap_finished(w->s, h);
 }
 
-static void finish_packet(struct spc_stream *s, struct tx *t, int status)
+static void finish_packet(struct writer *w, struct tx *t, int status)
 {
     t->pending = false;
     t->batch->pending--;
-    s->n_pending--;
+    w->n_pending--;
     struct slot *h = t->slot;
     h->inflight--;
     if (status < 0) {
@@ -47,88 +52,87 @@ static void finish_packet(struct spc_stream *s, struct tx *t, int status)
         h->bytes += t->pkt.size;
     }
     if (h->produced && h->inflight == 0)
-        heap_finished(s, h);
+        heap_finished(w->s, h);
 }
 
 /* svc->complete for an asynchronous transport: runs on the thread calling into the
- * transport (the writer, or close after the writer has stopped). */
+ * writer's transport object (the writer, or close after the writer has stopped). */
 void spci_stream_on_transport_complete(void *ctx, void *token, int status)
 {
-    struct spc_stream *s = ctx;
+    struct writer *w = ctx;
     struct tx *t = token;
-    if (t < s->tx || t >= s->tx + (size_t)s->n_batches * BATCH_MAX_PACKETS || !t->pending) {
+    if (t < w->tx || t >= w->tx + (size_t)w->n_batches * BATCH_MAX_PACKETS || !t->pending) {
         spci_log(SPC_LOG_ERROR, "%s: stale or unknown packet completion dropped",
-                 s->tp->plugin->name);
+                 w->tp->plugin->name);
         return;
     }
-    finish_packet(s, t, status > 0 ? -SPC_EPLUGIN : status);
+    finish_packet(w, t, status > 0 ? -SPC_EPLUGIN : status);
 }
 
 static void set_broken(struct spc_stream *s, int rc)
 {
-    pthread_mutex_lock(&s->lock);
-    if (!s->broken)
-        s->broken = rc;
-    pthread_mutex_unlock(&s->lock);
+    int zero = 0;
+    atomic_compare_exchange_strong(&s->broken, &zero, rc);
 }
 
 /* Waits until the transport has completed every pending packet. A transport that cannot
  * deliver them (no working flush or poll) breaks the stream: the packets fail. */
-static void drain_inflight(struct spc_stream *s)
+static void drain_inflight(struct writer *w)
 {
-    if (s->n_pending == 0 && s->no_flush)
+    if (w->n_pending == 0 && w->no_flush)
         return;
-    pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_transport_flush(s->tp);
-    if (rc == -SPC_ENOTSUP && s->n_pending == 0)
-        s->no_flush = true;
+    pthread_mutex_lock(&w->tx_lock);
+    int rc = spci_transport_flush(w->tp);
+    if (rc == -SPC_ENOTSUP && w->n_pending == 0)
+        w->no_flush = true;
     if (rc == -SPC_ENOTSUP) {
-        while (s->n_pending != 0) {
-            int n = spci_transport_poll(s->tp);
+        while (w->n_pending != 0) {
+            int n = spci_transport_poll(w->tp);
             if (n < 0) {
                 rc = n;
                 break;
             }
-            if (n == 0 && s->n_pending != 0) {
+            if (n == 0 && w->n_pending != 0) {
                 struct timespec ts = {0, 50000};
                 nanosleep(&ts, NULL);
             }
         }
     }
-    pthread_mutex_unlock(&s->tx_lock);
-    if (s->n_pending != 0) {
+    pthread_mutex_unlock(&w->tx_lock);
+    if (w->n_pending != 0) {
         int err = rc < 0 ? rc : -SPC_EPLUGIN;
         spci_log(SPC_LOG_ERROR, "%s: packets still pending after flush (%s); failing them",
-                 s->tp->plugin->name, spc_strerror(err));
-        size_t n_tx = (size_t)s->n_batches * BATCH_MAX_PACKETS;
+                 w->tp->plugin->name, spc_strerror(err));
+        size_t n_tx = (size_t)w->n_batches * BATCH_MAX_PACKETS;
         for (size_t i = 0; i < n_tx; i++)
-            if (s->tx[i].pending)
-                finish_packet(s, &s->tx[i], err);
-        set_broken(s, err);
+            if (w->tx[i].pending)
+                finish_packet(w, &w->tx[i], err);
+        set_broken(w->s, err);
     }
 }
 
 /* Makes batch b free (its packets completed, or failed by a broken transport). */
-static void wait_batch(struct spc_stream *s, struct batch *b)
+static void wait_batch(struct writer *w, struct batch *b)
 {
-    pthread_mutex_lock(&s->tx_lock);
-    spci_transport_poll(s->tp);
-    pthread_mutex_unlock(&s->tx_lock);
+    pthread_mutex_lock(&w->tx_lock);
+    spci_transport_poll(w->tp);
+    pthread_mutex_unlock(&w->tx_lock);
     if (b->pending)
-        drain_inflight(s);
+        drain_inflight(w);
 }
 
 /* Hands the n packets packed in b (bytes in all) to the transport. */
-static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t bytes)
+static void send_batch(struct writer *w, struct batch *b, size_t n, uint64_t bytes)
 {
+    struct spc_stream *s = w->s;
     struct spc_tx_batch tb;
     spci_tx_batch_init(&tb, b->pkts, n);
     /* Counted before the call: an asynchronous transport may complete from inside it. */
     b->pending = n;
-    s->n_pending += n;
-    pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_transport_send(s->tp, &tb);
-    pthread_mutex_unlock(&s->tx_lock);
+    w->n_pending += n;
+    pthread_mutex_lock(&w->tx_lock);
+    int rc = spci_transport_send(w->tp, &tb);
+    pthread_mutex_unlock(&w->tx_lock);
     spci_stat_add(&s->st_batches, 1);
     spci_stat_add(&s->st_packets, n);
     spci_stat_add(&s->st_bytes, bytes);
@@ -137,11 +141,11 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
         if (rc > 0)
             rc = -SPC_EPLUGIN;
         spci_log(SPC_LOG_ERROR, "%s: send failed: %s; failing every queued heap",
-                 s->tp->plugin->name, spc_strerror(rc));
+                 w->tp->plugin->name, spc_strerror(rc));
         for (size_t i = 0; i < n; i++) {
             struct tx *t = &b->tx[i];
             if (t->pending)
-                finish_packet(s, t, rc);
+                finish_packet(w, t, rc);
         }
         set_broken(s, rc);
         return;
@@ -155,10 +159,10 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
             if (s->async)
                 continue;
             spci_log(SPC_LOG_ERROR, "%s: left a packet pending without the async capability",
-                     s->tp->plugin->name);
+                     w->tp->plugin->name);
             st = -SPC_EPLUGIN;
         }
-        finish_packet(s, t, st > 0 ? -SPC_EPLUGIN : st);
+        finish_packet(w, t, st > 0 ? -SPC_EPLUGIN : st);
     }
 }
 
@@ -167,8 +171,9 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
  * clock_nanosleep, capped by spin_max and by 1/8 of the wait, so the writer never spins
  * for more than about an eighth of its time: measured on a shared 2-core VM, longer spins
  * cost more (the spinning thread is preempted in its next burst) than they gain. */
-static void rl_sleep(struct spc_stream *s, spci_fix wake)
+static void rl_sleep(struct writer *w, spci_fix wake)
 {
+    struct spc_stream *s = w->s;
     uint64_t target = spci_fix_ceil_ns(wake);
     uint64_t now;
     spci_stat_add(&s->st_sleeps, 1);
@@ -177,7 +182,7 @@ static void rl_sleep(struct spc_stream *s, spci_fix wake)
         now = spci_stream_now_ns(s);
     } else {
         now = spci_stream_now_ns(s);
-        uint64_t margin = s->late_est < s->spin_max ? s->late_est : s->spin_max;
+        uint64_t margin = w->late_est < s->spin_max ? w->late_est : s->spin_max;
         if (target > now && margin > (target - now) / 8)
             margin = (target - now) / 8;
         if (target > now + margin) {
@@ -191,10 +196,10 @@ static void rl_sleep(struct spc_stream *s, spci_fix wake)
             uint64_t over = now > t1 ? now - t1 : 0;
             if (over > s->spin_max)
                 over = s->spin_max;
-            if (over > s->late_est)
-                s->late_est += (over - s->late_est) / 4;
+            if (over > w->late_est)
+                w->late_est += (over - w->late_est) / 4;
             else
-                s->late_est -= (s->late_est - over) / 16;
+                w->late_est -= (w->late_est - over) / 16;
         }
         if (now < target) {
             uint64_t t0 = now;
@@ -219,28 +224,47 @@ static void rl_sleep(struct spc_stream *s, spci_fix wake)
         atomic_store_explicit(&s->st_late_max, late, memory_order_relaxed);
 }
 
-/* The heap the next packet comes from, or NULL when nothing is left to produce. */
-static struct slot *next_slot(struct spc_stream *s)
+/* Whether the next packet must wait (1, *wake set) or may go (0). With one writer its
+ * limiter is the stream's; with several, its full burst is merged into the shared one,
+ * which decides for all of them. */
+static int rate_gate(struct writer *w, spci_fix *wake)
 {
+    struct spc_stream *s = w->s;
+    if (s->n_writers == 1)
+        return spci_rl_gate(&w->rl, spci_stream_now_ns(s), wake);
+    pthread_mutex_lock(&s->rl_lock);
+    spci_rl_merge(&s->rl, &w->rl);
+    int rc = spci_rl_gate(&s->rl, spci_stream_now_ns(s), wake);
+    pthread_mutex_unlock(&s->rl_lock);
+    w->rl.must_sleep = rc != 0; /* ask again (the shared limiter) before the next packet */
+    return rc;
+}
+
+/* The heap the next packet comes from, or NULL when nothing is left to produce. */
+static struct slot *next_slot(struct writer *w)
+{
+    struct spc_stream *s = w->s;
     for (;;) {
-        if (s->w_group == s->w_seen) {
-            s->w_seen = atomic_load_explicit(&s->g_alloc, memory_order_acquire);
-            if (s->w_group == s->w_seen)
+        if (w->w_group == w->w_seen) {
+            w->w_seen = atomic_load_explicit(&w->wg_alloc, memory_order_acquire);
+            if (w->w_group == w->w_seen)
                 return NULL;
         }
-        /* groups[w_group] has unproduced heaps (see set_produced). */
-        struct group *g = &s->groups[s->w_group % s->cap];
-        struct slot *h = &s->slots[(g->first + g->cursor) % s->cap];
+        /* wg[w_group] has unproduced heaps (see set_produced). */
+        struct wgroup *g = &w->wg[w->w_group % s->cap];
+        struct slot *h = w->wq[(g->first + g->cursor) % s->cap];
         if (h->produced) {
             g->cursor = (g->cursor + 1) % g->n;
             continue;
         }
         if (!h->started) {
             h->started = true;
-            int rc = s->broken ? s->broken : spc_packetizer_init(&h->pz, h->heap, h->cnt, s->mps);
+            int rc = atomic_load_explicit(&s->broken, memory_order_relaxed);
+            if (rc == 0)
+                rc = spc_packetizer_init(&h->pz, h->heap, h->cnt, s->mps);
             if (rc < 0) {
                 h->status = rc;
-                set_produced(s, h);
+                set_produced(w, h);
                 continue;
             }
         }
@@ -249,44 +273,46 @@ static struct slot *next_slot(struct spc_stream *s)
 }
 
 /* Packs one batch (stopping early where the rate limiter must wait) and sends it. */
-static void fill_and_send(struct spc_stream *s)
+static void fill_and_send(struct writer *w)
 {
-    if (s->hw && !spci_transport_hw_paced(s->tp)) {
+    struct spc_stream *s = w->s;
+    if (w->hw && !spci_transport_hw_paced(w->tp)) {
         /* The transport withdrew hardware pacing (during its last call): pace from now
          * on, with no deficit for the time it paced. */
-        s->hw = false;
-        s->w_step = s->stream_step;
-        spci_rl_resume(&s->rl, spci_stream_now_ns(s));
+        w->hw = false;
+        w->w_step = s->stream_step;
+        spci_rl_resume(&w->rl, spci_stream_now_ns(s));
     }
-    struct batch *b = &s->batches[s->b_next];
+    struct batch *b = &w->batches[w->b_next];
     if (b->pending)
-        wait_batch(s, b);
+        wait_batch(w, b);
     const size_t arena_end = s->arena_size - s->scratch_size;
     size_t n = 0, used = 0;
     uint64_t bytes = 0;
 #define ROOM() (n < BATCH_MAX_PACKETS && bytes < BATCH_MAX_BYTES && used <= arena_end)
     while (ROOM()) {
-        struct slot *h = next_slot(s);
+        struct slot *h = next_slot(w);
         if (!h)
             break;
-        if (s->broken) {
+        int broken = atomic_load_explicit(&s->broken, memory_order_relaxed);
+        if (broken) {
             if (h->status == 0)
-                h->status = s->broken;
-            set_produced(s, h);
+                h->status = broken;
+            set_produced(w, h);
             continue;
         }
-        struct group *g = &s->groups[h->group];
-        const struct spci_rate_step *step = h->stream_rate ? &s->w_step : &h->step;
+        struct wgroup *g = &w->wg[w->w_group % s->cap];
+        const struct spci_rate_step *step = h->stream_rate ? &w->w_step : &h->step;
         const bool limited = spci_rate_step_limited(step);
         /* Packets of h while there is room: one for ROUND_ROBIN, else until it ends (so
          * next_slot's ring arithmetic runs once per heap, not per packet). */
         for (;;) {
-            if (limited && spci_rl_need_clock(&s->rl)) {
+            if (limited && spci_rl_need_clock(&w->rl)) {
                 spci_fix wake;
-                if (spci_rl_gate(&s->rl, spci_stream_now_ns(s), &wake)) {
+                if (rate_gate(w, &wake)) {
                     if (n > 0)
                         goto full; /* send what is packed; the next call sleeps */
-                    rl_sleep(s, wake);
+                    rl_sleep(w, wake);
                     continue;
                 }
             }
@@ -303,11 +329,11 @@ static void fill_and_send(struct spc_stream *s)
             n++;
             bytes += t->pkt.size;
             if (limited)
-                spci_rl_account(&s->rl, step, t->pkt.size);
+                spci_rl_account(&w->rl, step, t->pkt.size);
             if (g->mode == SPC_GROUP_ROUND_ROBIN)
                 g->cursor = (g->cursor + 1) % g->n;
             if (spc_packetizer_done(&h->pz)) {
-                set_produced(s, h);
+                set_produced(w, h);
                 break;
             }
             if (g->mode == SPC_GROUP_ROUND_ROBIN || !ROOM())
@@ -317,19 +343,21 @@ static void fill_and_send(struct spc_stream *s)
 #undef ROOM
 full:
     if (n > 0) {
-        send_batch(s, b, n, bytes);
-        s->b_next = (s->b_next + 1) % s->n_batches;
+        send_batch(w, b, n, bytes);
+        w->b_next = (w->b_next + 1) % w->n_batches;
     }
 }
-/* Retires finished groups from the front, in order: frees their slots, then delivers
- * their completions outside the lock. */
-static void retire(struct spc_stream *s)
+
+/* Retires the finished groups at the front, in order: frees their slots, then delivers
+ * their completions outside the lock. Under retire_lock. Returns whether it retired any. */
+static bool retire_locked(struct spc_stream *s)
 {
     size_t k = 0;
     uint64_t slots = 0;
-    while (s->w_done + k < s->w_group) {
+    const uint64_t alloc = atomic_load_explicit(&s->g_alloc, memory_order_acquire);
+    while (s->w_done + k < alloc) {
         struct group *g = &s->groups[(s->w_done + k) % s->cap];
-        if (g->unfinished != 0)
+        if (atomic_load_explicit(&g->unfinished, memory_order_acquire) != 0)
             break;
         struct done_rec *d = &s->done_buf[k];
         d->cb = g->cb;
@@ -347,7 +375,7 @@ static void retire(struct spc_stream *s)
         k++;
     }
     if (k == 0)
-        return;
+        return false;
     pthread_mutex_lock(&s->lock);
     bool woke = false;
     for (size_t i = 0; i < k; i++) {
@@ -391,40 +419,105 @@ static void retire(struct spc_stream *s)
         pthread_cond_broadcast(&s->done_cv);
         pthread_mutex_unlock(&s->lock);
     }
+    return true;
+}
+
+/* Retires what is finished. Whoever holds retire_lock retires; a writer that finds it
+ * held leaves retire_again set, which the holder checks before and after letting go, so
+ * no finished group is left waiting. */
+static void retire(struct spc_stream *s)
+{
+    atomic_store(&s->retire_again, true);
+    while (atomic_load(&s->retire_again)) {
+        if (pthread_mutex_trylock(&s->retire_lock) != 0)
+            return;
+        while (atomic_exchange(&s->retire_again, false))
+            while (retire_locked(s))
+                ;
+        pthread_mutex_unlock(&s->retire_lock);
+    }
 }
 
 void *spci_stream_writer_main(void *arg)
 {
-    struct spc_stream *s = arg;
+    struct writer *w = arg;
+    struct spc_stream *s = w->s;
+    spci_stream_current_writer = s;
     if (!s->clock.now_ns)
         prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* the default 50 µs slack blurs pacing */
     for (;;) {
-        if (s->w_group == s->w_seen) {
+        if (w->w_group == w->w_seen) {
             /* The queue was empty at the last look: settle the transport, deliver, wait.
              * Whatever comes next arrives at an idle writer, even if it came while the
              * writer was still settling (a transport flush or a completion callback may
-             * take long), so the limiter resumes in either case. */
-            drain_inflight(s);
+             * take long), so the limiter resumes in either case (when no other writer
+             * keeps the shared schedule going). */
+            drain_inflight(w);
             retire(s);
             pthread_mutex_lock(&s->lock);
-            while (atomic_load_explicit(&s->g_alloc, memory_order_relaxed) == s->w_group &&
+            if (w->active) {
+                w->active = false;
+                s->n_active--;
+            }
+            while (atomic_load_explicit(&w->wg_alloc, memory_order_relaxed) == w->w_group &&
                    !s->stopping) {
-                s->writer_idle = true;
-                pthread_cond_wait(&s->work_cv, &s->lock);
+                w->idle = true;
+                pthread_cond_wait(&w->work_cv, &s->lock);
                 spci_stat_add(&s->st_wakeups, 1);
             }
-            s->writer_idle = false;
-            s->w_seen = atomic_load_explicit(&s->g_alloc, memory_order_relaxed);
-            bool stop = s->w_seen == s->w_group;
+            w->idle = false;
+            w->w_seen = atomic_load_explicit(&w->wg_alloc, memory_order_relaxed);
+            bool stop = w->w_seen == w->w_group;
+            bool resume = !stop && s->n_active++ == 0;
+            w->active = !stop;
             pthread_mutex_unlock(&s->lock);
             if (stop)
                 break;
-            spci_rl_resume(&s->rl, spci_stream_now_ns(s));
+            if (resume && s->n_writers == 1) {
+                spci_rl_resume(&w->rl, spci_stream_now_ns(s));
+            } else if (resume) {
+                pthread_mutex_lock(&s->rl_lock);
+                spci_rl_resume(&s->rl, spci_stream_now_ns(s));
+                pthread_mutex_unlock(&s->rl_lock);
+            }
         }
-        fill_and_send(s);
+        fill_and_send(w);
         retire(s);
     }
-    drain_inflight(s);
+    drain_inflight(w);
     retire(s);
     return NULL;
+}
+
+int spci_stream_writer_alloc(struct writer *w)
+{
+    const struct spc_stream *s = w->s;
+    /* An asynchronous transport holds one batch while the next is packed. */
+    w->n_batches = s->async ? 2 : 1;
+    size_t n_tx = (size_t)w->n_batches * BATCH_MAX_PACKETS;
+    w->wq = calloc(s->cap, sizeof *w->wq);
+    w->wg = calloc(s->cap, sizeof *w->wg);
+    w->tx = calloc(n_tx, sizeof *w->tx);
+    w->pkts = calloc(n_tx, sizeof *w->pkts);
+    w->arena = malloc(w->n_batches * s->arena_size);
+    if (!w->wq || !w->wg || !w->tx || !w->pkts || !w->arena)
+        return -ENOMEM;
+    for (unsigned k = 0; k < w->n_batches; k++) {
+        struct batch *b = &w->batches[k];
+        b->tx = w->tx + (size_t)k * BATCH_MAX_PACKETS;
+        b->pkts = w->pkts + (size_t)k * BATCH_MAX_PACKETS;
+        b->arena = w->arena + k * s->arena_size;
+        for (size_t i = 0; i < BATCH_MAX_PACKETS; i++)
+            b->tx[i].batch = b;
+    }
+    return 0;
+}
+
+void spci_stream_writer_free(struct writer *w)
+{
+    free(w->wq);
+    free(w->wg);
+    free(w->tx);
+    free(w->pkts);
+    free(w->arena);
 }

@@ -63,7 +63,13 @@ enum spc_on_full {
  *   burst_rate_ratio >= 1                      (default 1.05)
  *   rate_method      default SPC_RATE_METHOD_AUTO
  *   on_full          default SPC_ON_FULL_FAIL
- *   flavour          heap_address_bits 8..56, a multiple of 8 (default 40); bug_compat 0..7 */
+ *   flavour          heap_address_bits 8..56, a multiple of 8 (default 40); bug_compat 0..7
+ *   writer_threads   1 .. SPC_STREAM_MAX_WRITER_THREADS (default 1): writer threads that
+ *                    share the substreams (substream i goes to writer i % n). Used only
+ *                    where the transport declares SPC_TRANSPORT_CAP_PER_WRITER (udp),
+ *                    and at most one per substream; elsewhere one (a warning is logged).
+ *                    Each substream's packets keep their order, completions keep
+ *                    submission order, and the rate holds for the stream as a whole. */
 struct spc_stream_config {
     size_t max_packet_size;
     double rate;
@@ -73,13 +79,15 @@ struct spc_stream_config {
     enum spc_rate_method rate_method;
     enum spc_on_full on_full;
     struct spc_flavour flavour;
+    unsigned writer_threads;
 };
 
 #define SPC_STREAM_MAX_PACKET_SIZE 16777216u
+#define SPC_STREAM_MAX_WRITER_THREADS 64u
 
 #define SPC_STREAM_CONFIG_DEFAULT                                                      \
     ((struct spc_stream_config){1472, 0.0, 65536, 4, 1.05, SPC_RATE_METHOD_AUTO,         \
-                                SPC_ON_FULL_FAIL, {40, 0}})
+                                SPC_ON_FULL_FAIL, {40, 0}, 1})
 
 /* Checks every bound above. Errors: -SPC_ECONFIG (text names the field, e.g.
  * "stream.max_heaps: 0 is below 1"), -EINVAL for cfg NULL. */
