@@ -25,7 +25,11 @@
  *       SPLIT_HEADER-byte header from a scratch arena and the rest from a 1 MiB buffer
  *       (the kernel copies many small pieces more slowly than one large one)
  *   -s  which stream settings (default both)
- *   -H  heap payload bytes (default 1 MiB) */
+ *   -H  heap payload bytes (default 1 MiB)
+ *
+ * Last, a writer-scaling line: a tuned stream with two substreams (two endpoints, both
+ * the sink) at 1472-byte packets, GSO and sendmmsg on, with writer_threads 1 and 2 (best
+ * of the repeats each, alternating), and the ratio of the two. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -142,6 +146,21 @@ static int ours(unsigned port, size_t size, int gso, int mmsg, int tuned, size_t
     return stream_bench("bench_udp", json, payload, heap_bytes, secs, f);
 }
 
+/* A tuned stream with two substreams (both endpoints the sink) and the given writers. */
+static int two_substreams(unsigned port, unsigned writers, size_t heap_bytes, double secs,
+                          struct figures *f)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": 1472, "
+             "\"max_heaps\": 8, \"burst_size\": 1048576, \"on_full\": \"block\", "
+             "\"writer_threads\": %u}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\", "
+             "\"127.0.0.1:%u\"], \"buffer_size\": %d}}",
+             writers, port, port, SNDBUF);
+    static uint8_t payload[HEAP_MAX];
+    return stream_bench("bench_udp", json, payload, heap_bytes, secs, f);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_udp [-g] [-2] [-s tuned|default|both] [-H heap_bytes] "
@@ -233,6 +252,19 @@ int main(int argc, char **argv)
             }
         }
     }
+    struct figures w[2];
+    memset(w, 0, sizeof w);
+    for (int r = 0; r < repeats; r++)
+        for (unsigned k = 0; k < 2; k++) {
+            struct figures f;
+            if (two_substreams(port, k + 1, heap_bytes, secs, &f) != 0)
+                return 1;
+            if (f.gbps > w[k].gbps)
+                w[k] = f;
+        }
+    printf("writer scaling, 2 substreams, 1472, gso on: 1 writer %.2f Gb/s (%.3f CPU s/GB), "
+           "2 writers %.2f Gb/s (%.3f CPU s/GB): %.2fx\n", w[0].gbps, w[0].cpu_per_gb,
+           w[1].gbps, w[1].cpu_per_gb, w[1].gbps / w[0].gbps);
     close(sink);
     return 0;
 }
