@@ -416,9 +416,9 @@ static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FIL
     return rc;
 }
 
-static int launch(struct sender *s, FILE *err)
+/* The reference of heap idx (filling its memory first with --verify). */
+static struct spc_heap_ref heap_ref(struct sender *s, uint64_t idx)
 {
-    uint64_t idx = s->next;
     const struct spc_heap *heap;
     if (idx < s->data_end) {
         size_t slot = (size_t)(idx % s->window);
@@ -429,17 +429,30 @@ static int launch(struct sender *s, FILE *err)
     } else {
         heap = s->stop;
     }
-    struct spc_heap_ref ref = {heap, SPC_CNT_AUTO, (uint32_t)(idx % s->n_sub), -1.0};
-    int rc = spc_stream_send(s->stream, &ref, NULL, (void *)(uintptr_t)idx);
+    return (struct spc_heap_ref){heap, SPC_CNT_AUTO, (uint32_t)(idx % s->n_sub), -1.0};
+}
+
+/* Fills the window: queues every heap that fits, in one call (one lock and at most one
+ * writer wake-up for all of them). refs and users have room for the window. */
+static int refill(struct sender *s, struct spc_heap_ref *refs, void **users, FILE *err)
+{
+    size_t k = 0;
+    for (uint64_t idx = s->next; idx < s->total && s->in_flight + k < s->window; idx++, k++) {
+        refs[k] = heap_ref(s, idx);
+        users[k] = (void *)(uintptr_t)idx;
+    }
+    if (k == 0)
+        return 0;
+    int rc = spc_stream_send_each(s->stream, refs, k, NULL, users);
     if (rc < 0) {
         char detail[512];
         spc_stream_last_error(s->stream, detail, sizeof detail);
-        fprintf(err, PROG ": cannot queue heap %" PRIu64 ": %s%s%s\n", idx + 1, spc_strerror(rc),
-                detail[0] ? ": " : "", detail);
+        fprintf(err, PROG ": cannot queue heap %" PRIu64 ": %s%s%s\n", s->next + 1,
+                spc_strerror(rc), detail[0] ? ": " : "", detail);
         return rc;
     }
-    s->next++;
-    s->in_flight++;
+    s->next += k;
+    s->in_flight += k;
     return 0;
 }
 
@@ -541,20 +554,20 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     /* Drain every completion, then refill the whole window: one wake-up per run of
      * completions rather than per heap, and the writer finds many heaps queued at once. */
     struct spc_stream_completion *c = calloc(s.window ? s.window : 1, sizeof *c);
-    if (!c) {
+    struct spc_heap_ref *refs = calloc(s.window ? s.window : 1, sizeof *refs);
+    void **users = calloc(s.window ? s.window : 1, sizeof *users);
+    if (!c || !refs || !users) {
         fprintf(err, PROG ": out of memory\n");
         status = SPCT_EXIT_FAIL;
         stop_launching = true;
     }
-    while (c) {
-        while (!stop_launching && s.next < s.total && s.in_flight < s.window) {
-            if (launch(&s, err) < 0) {
-                stop_launching = true;
-                status = SPCT_EXIT_FAIL;
-                if (!first_error[0])
-                    snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
-                             s.next + 1);
-            }
+    while (!stop_launching || s.in_flight > 0) {
+        if (!stop_launching && refill(&s, refs, users, err) < 0) {
+            stop_launching = true;
+            status = SPCT_EXIT_FAIL;
+            if (!first_error[0])
+                snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
+                         s.next + 1);
         }
         if (s.in_flight == 0)
             break;
@@ -603,6 +616,8 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         }
     }
     free(c);
+    free(refs);
+    free(users);
     r.seconds = spct_now() - start;
     struct spc_stream_stats st;
     spc_stream_get_stats(s.stream, &st);

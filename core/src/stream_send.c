@@ -39,9 +39,79 @@ struct source {
     const struct prep *preps;
 };
 
-/* Queues a group of n checked heaps, all or nothing. */
-static int publish(struct spc_stream *s, const struct source *src, size_t n,
-                   enum spc_group_mode mode, spc_send_callback cb, void *user, struct waiter *w)
+/* Under lock, with room for them: queues heaps [from, from + n) of src as one group and
+ * publishes each writer's share of it; sets the bits of the writers given work in *woken. */
+static void put_group(struct spc_stream *s, const struct source *src, size_t from, size_t n,
+                      enum spc_group_mode mode, spc_send_callback cb, void *user,
+                      struct waiter *w, uint64_t *woken)
+{
+    uint64_t gn = atomic_load_explicit(&s->g_alloc, memory_order_relaxed);
+    size_t gi = (size_t)(gn % s->cap);
+    struct group *g = &s->groups[gi];
+    g->first = s->q_alloc;
+    g->n = n;
+    g->mode = mode;
+    g->cb = cb;
+    g->user = user;
+    g->waiter = w;
+    atomic_store_explicit(&g->unfinished, n, memory_order_relaxed);
+    /* Each writer's share: its heaps, appended to its heap ring in group order. */
+    uint64_t share_first[SPC_STREAM_MAX_WRITER_THREADS];
+    size_t share_n[SPC_STREAM_MAX_WRITER_THREADS] = {0};
+    for (unsigned k = 0; k < s->n_writers; k++)
+        share_first[k] = s->writers[k].wq_alloc;
+    for (size_t i = 0; i < n; i++) {
+        struct slot *h = &s->slots[(s->q_alloc + i) % s->cap];
+        uint64_t cnt;
+        if (src->preps) {
+            const struct prep *p = &src->preps[from + i];
+            h->heap = p->heap;
+            cnt = p->cnt;
+            h->substream = p->substream;
+            h->stream_rate = p->stream_rate;
+            h->step = p->step;
+        } else {
+            const struct spc_heap_ref *r = &src->refs[from + i];
+            h->heap = r->heap;
+            cnt = r->cnt;
+            h->substream = r->substream;
+            ref_step(s, r->rate, &h->stream_rate, &h->step);
+        }
+        if (cnt == SPC_CNT_AUTO) {
+            cnt = s->cnt_next & s->cnt_mask;
+            s->cnt_next += s->cnt_step;
+        }
+        h->cnt = cnt;
+        h->group = gi;
+        h->started = false;
+        h->produced = false;
+        h->inflight = 0;
+        h->status = 0;
+        h->bytes = 0;
+        struct writer *wr = spci_stream_writer_of(s, h->substream);
+        wr->wq[wr->wq_alloc++ % s->cap] = h;
+        share_n[wr->index]++;
+    }
+    s->q_alloc += n;
+    atomic_store_explicit(&s->g_alloc, gn + 1, memory_order_release); /* publishes the group */
+    for (unsigned k = 0; k < s->n_writers; k++) {
+        if (share_n[k] == 0)
+            continue;
+        struct writer *wr = &s->writers[k];
+        uint64_t ga = atomic_load_explicit(&wr->wg_alloc, memory_order_relaxed);
+        wr->wg[ga % s->cap] = (struct wgroup){.first = share_first[k], .n = share_n[k],
+                                              .mode = mode, .unproduced = share_n[k]};
+        atomic_store_explicit(&wr->wg_alloc, ga + 1, memory_order_release); /* publishes it */
+        *woken |= UINT64_C(1) << k;
+    }
+}
+
+/* Queues n checked heaps, all or nothing, as groups of per_group heaps (n a multiple of
+ * it): one group (per_group = n) with cb and user, or single heaps each with cb and its
+ * own users[i]. Wakes each idle writer given work once, after the last group. */
+static int publish(struct spc_stream *s, const struct source *src, size_t n, size_t per_group,
+                   enum spc_group_mode mode, spc_send_callback cb, void *user,
+                   void *const *users, struct waiter *w)
 {
     if (n > s->cap)
         return -SPC_EQUEUE_FULL;
@@ -79,67 +149,20 @@ static int publish(struct spc_stream *s, const struct source *src, size_t n,
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
-    uint64_t gn = atomic_load_explicit(&s->g_alloc, memory_order_relaxed);
-    size_t gi = (size_t)(gn % s->cap);
-    struct group *g = &s->groups[gi];
-    g->first = s->q_alloc;
-    g->n = n;
-    g->mode = mode;
-    g->cb = cb;
-    g->user = user;
-    g->waiter = w;
-    atomic_store_explicit(&g->unfinished, n, memory_order_relaxed);
-    /* Each writer's share: its heaps, appended to its heap ring in group order. */
-    uint64_t share_first[SPC_STREAM_MAX_WRITER_THREADS];
-    size_t share_n[SPC_STREAM_MAX_WRITER_THREADS] = {0};
+    uint64_t woken = 0;
+    for (size_t from = 0; from < n; from += per_group)
+        put_group(s, src, from, per_group, mode, cb, users ? users[from / per_group] : user, w,
+                  &woken);
     for (unsigned k = 0; k < s->n_writers; k++)
-        share_first[k] = s->writers[k].wq_alloc;
-    for (size_t i = 0; i < n; i++) {
-        struct slot *h = &s->slots[(s->q_alloc + i) % s->cap];
-        uint64_t cnt;
-        if (src->preps) {
-            const struct prep *p = &src->preps[i];
-            h->heap = p->heap;
-            cnt = p->cnt;
-            h->substream = p->substream;
-            h->stream_rate = p->stream_rate;
-            h->step = p->step;
-        } else {
-            const struct spc_heap_ref *r = &src->refs[i];
-            h->heap = r->heap;
-            cnt = r->cnt;
-            h->substream = r->substream;
-            ref_step(s, r->rate, &h->stream_rate, &h->step);
-        }
-        if (cnt == SPC_CNT_AUTO) {
-            cnt = s->cnt_next & s->cnt_mask;
-            s->cnt_next += s->cnt_step;
-        }
-        h->cnt = cnt;
-        h->group = gi;
-        h->started = false;
-        h->produced = false;
-        h->inflight = 0;
-        h->status = 0;
-        h->bytes = 0;
-        struct writer *wr = spci_stream_writer_of(s, h->substream);
-        wr->wq[wr->wq_alloc++ % s->cap] = h;
-        share_n[wr->index]++;
-    }
-    s->q_alloc += n;
-    atomic_store_explicit(&s->g_alloc, gn + 1, memory_order_release); /* publishes the group */
-    for (unsigned k = 0; k < s->n_writers; k++) {
-        if (share_n[k] == 0)
-            continue;
-        struct writer *wr = &s->writers[k];
-        uint64_t ga = atomic_load_explicit(&wr->wg_alloc, memory_order_relaxed);
-        wr->wg[ga % s->cap] = (struct wgroup){.first = share_first[k], .n = share_n[k],
-                                              .mode = mode, .unproduced = share_n[k]};
-        atomic_store_explicit(&wr->wg_alloc, ga + 1, memory_order_release); /* publishes it */
-        if (wr->idle)
-            pthread_cond_signal(&wr->work_cv);
-    }
+        if (!s->writers[k].idle)
+            woken &= ~(UINT64_C(1) << k);
     pthread_mutex_unlock(&s->lock);
+    /* Signalled after unlocking, so the woken writer does not block on the lock at once.
+     * It cannot miss the signal: it was seen idle under the lock, so it is inside
+     * pthread_cond_wait (or wakes, finds the work and ignores this signal). */
+    for (unsigned k = 0; k < s->n_writers; k++)
+        if (woken >> k & 1)
+            pthread_cond_signal(&s->writers[k].work_cv);
     return 0;
 }
 
@@ -158,18 +181,26 @@ static int wait_sync(struct spc_stream *s, struct waiter *w, uint64_t *bytes)
     return w->status;
 }
 
-static int send_refs(struct spc_stream *s, const struct spc_heap_ref *refs, size_t n,
-                     enum spc_group_mode mode, spc_send_callback cb, void *user, struct waiter *w)
+static int check_refs(const struct spc_stream *s, const struct spc_heap_ref *refs, size_t n)
 {
-    if (!s || !refs || n == 0 || (mode != SPC_GROUP_SERIAL && mode != SPC_GROUP_ROUND_ROBIN))
-        return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         int rc = check_ref(s, &refs[i]);
         if (rc < 0)
             return rc;
     }
+    return 0;
+}
+
+static int send_refs(struct spc_stream *s, const struct spc_heap_ref *refs, size_t n,
+                     enum spc_group_mode mode, spc_send_callback cb, void *user, struct waiter *w)
+{
+    if (!s || !refs || n == 0 || (mode != SPC_GROUP_SERIAL && mode != SPC_GROUP_ROUND_ROBIN))
+        return -EINVAL;
+    int rc = check_refs(s, refs, n);
+    if (rc < 0)
+        return rc;
     struct source src = {.refs = refs};
-    return publish(s, &src, n, mode, cb, user, w);
+    return publish(s, &src, n, n, mode, cb, user, NULL, w);
 }
 
 int spc_stream_send(struct spc_stream *s, const struct spc_heap_ref *ref, spc_send_callback cb,
@@ -189,6 +220,18 @@ int spc_stream_send_heaps(struct spc_stream *s, const struct spc_heap_ref *refs,
                           enum spc_group_mode mode, spc_send_callback cb, void *user)
 {
     return send_refs(s, refs, n, mode, cb, user, NULL);
+}
+
+int spc_stream_send_each(struct spc_stream *s, const struct spc_heap_ref *refs, size_t n,
+                         spc_send_callback cb, void *const *users)
+{
+    if (!s || !refs || !users || n == 0)
+        return -EINVAL;
+    int rc = check_refs(s, refs, n);
+    if (rc < 0)
+        return rc;
+    struct source src = {.refs = refs};
+    return publish(s, &src, n, 1, SPC_GROUP_SERIAL, cb, NULL, users, NULL);
 }
 
 int spc_stream_send_sync(struct spc_stream *s, const struct spc_heap_ref *ref, uint64_t *bytes)
@@ -297,7 +340,7 @@ int spc_stream_send_list(struct spc_stream *s, const struct spc_heap_list *list,
     if (rc < 0)
         return rc;
     struct source src = {.preps = &list->e[first]};
-    return publish(s, &src, count, mode, cb, user, NULL);
+    return publish(s, &src, count, count, mode, cb, user, NULL, NULL);
 }
 
 int spc_stream_send_list_sync(struct spc_stream *s, const struct spc_heap_list *list,
@@ -311,7 +354,7 @@ int spc_stream_send_list_sync(struct spc_stream *s, const struct spc_heap_list *
         return -EDEADLK;
     struct waiter w = {0};
     struct source src = {.preps = &list->e[first]};
-    rc = publish(s, &src, count, mode, NULL, NULL, &w);
+    rc = publish(s, &src, count, count, mode, NULL, NULL, NULL, &w);
     if (rc < 0)
         return rc;
     return wait_sync(s, &w, bytes);

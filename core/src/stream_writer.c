@@ -392,11 +392,14 @@ static bool retire_locked(struct spc_stream *s)
     /* Blocked senders are woken once half the queue is free (or all of it, for a group
      * larger than that), not per freed slot: the writer keeps half a queue of work while
      * they refill it, instead of a wake-up per heap. */
-    if (s->room_waiters && s->cap - (s->q_alloc - s->q_free) >= s->room_need)
+    bool room = s->room_waiters && s->cap - (s->q_alloc - s->q_free) >= s->room_need;
+    pthread_mutex_unlock(&s->lock);
+    /* After unlocking (the woken do not block on the lock at once): a waiter tests its
+     * condition under the lock before it waits, so it cannot miss these. */
+    if (room)
         pthread_cond_broadcast(&s->room_cv);
     if (woke)
         pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->lock);
     s->w_done += k;
 
     /* In order; the queued completions between two callbacks go in as one run (one

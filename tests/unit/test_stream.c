@@ -1110,6 +1110,16 @@ Test(stream, completion_queue_and_fd)
     done_free(d);
 }
 
+/* A stream on the fake transport with a completion queue, max_heaps, "fail" when full. */
+static void open_cq(struct fake *f, size_t max_heaps)
+{
+    struct spc_stream_config sc = cfg_default();
+    sc.max_heaps = max_heaps;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    o.completion_queue = true;
+    open_fake(f, &sc, 1, &o);
+}
+
 /* Hand-offs are coalesced (#17): heaps queued while the writer is busy need no wake-up,
  * and the completion fd is signalled once per run of completions, not again while a
  * signal is unread, yet no completion is lost and the fd is readable exactly while
@@ -1130,11 +1140,7 @@ static void drain_expect(struct spc_stream *s, intptr_t *next, intptr_t upto, si
 Test(stream, completion_fd_signalled_once_per_run)
 {
     struct fake f;
-    struct spc_stream_config sc = cfg_default();
-    sc.max_heaps = 64;
-    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
-    o.completion_queue = true;
-    open_fake(&f, &sc, 1, &o);
+    open_cq(&f, 64);
     int fd = spc_stream_completion_fd(f.s);
     struct pollfd pfd = {fd, POLLIN, 0};
     struct spc_heap *h = mk_heap(3000);
@@ -1202,11 +1208,7 @@ static void mixed_cb(void *user, int status, uint64_t bytes)
 Test(stream, callbacks_and_queued_completions_keep_their_order)
 {
     struct fake f;
-    struct spc_stream_config sc = cfg_default();
-    sc.max_heaps = 16;
-    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
-    o.completion_queue = true;
-    open_fake(&f, &sc, 1, &o);
+    open_cq(&f, 16);
     struct spc_heap *h = mk_heap(100);
     struct mixed m = {.s = f.s};
     fake_set_hold(&f, true);
@@ -1997,5 +1999,50 @@ Test(stream, writer_threads_share_the_rate)
         per_object[f.rec[i].object]++;
     cr_assert(per_object[0] > 0 && per_object[1] > 0);
     close_fake_n(&f, 2);
+    spc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------ send_each */
+
+/* n heaps as n groups in one call: each completes on its own with its user pointer, in
+ * order; the lot costs the idle writer one wake-up and goes out in one batch; too little
+ * room or an invalid heap queues none of them. */
+Test(stream, send_each_queues_single_heaps_all_or_nothing)
+{
+    struct fake f;
+    open_cq(&f, 8);
+    struct spc_heap *h = mk_heap(1000);
+    struct spc_heap_ref refs[9];
+    void *users[9];
+    for (int i = 0; i < 9; i++) {
+        refs[i] = (struct spc_heap_ref)SPC_HEAP_REF(h);
+        users[i] = (void *)(intptr_t)(100 + i);
+    }
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 9, NULL, users), -SPC_EQUEUE_FULL);
+    refs[3].substream = 5;
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 4, NULL, users), -SPC_ESUBSTREAM);
+    refs[3].substream = 0;
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 4, NULL, NULL), -EINVAL);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(f.c.n_rec, 0, "a refused call sent something");
+    struct spc_stream_stats st;
+    spc_stream_get_stats(f.s, &st);
+    const uint64_t woken = st.writer_wakeups;
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 8, NULL, users), 0);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_leq(st.writer_wakeups - woken, 1, "woken %" PRIu64 " times for one call",
+                  st.writer_wakeups - woken);
+    cr_assert_eq(f.c.n_batches, 1, "the 8 heaps went in %zu batches", f.c.n_batches);
+    struct spc_stream_completion c[16];
+    cr_assert_eq(spc_stream_drain(f.s, c, 16), 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq((intptr_t)c[i].user, 100 + i);
+        cr_assert_eq((int64_t)c[i].bytes, spc_heap_wire_size(h, 1, 1472));
+    }
+    /* Distinct automatic cnts, in order. */
+    for (size_t i = 1; i < f.c.n_rec; i++)
+        cr_assert_eq(f.rec[i].cnt, f.rec[i - 1].cnt + 1);
+    close_fake(&f);
     spc_heap_destroy(h);
 }
