@@ -24,8 +24,9 @@ test_packages+=(python3-dev python3-setuptools python3-numpy python3-pytest pyth
                 python3-pip)
 # AF_XDP plugin.
 test_packages+=(libxdp-dev libbpf-dev)
-# Debian packages built and inspected by the packaging test.
-test_packages+=(dpkg-dev file)
+# Debian packages built and inspected by the packaging test; man-db opens the installed
+# man pages in the install tests.
+test_packages+=(dpkg-dev file man-db)
 if [ "$mode" = test ]; then
   packages+=("${test_packages[@]}")
 fi
@@ -61,13 +62,19 @@ echo "== normal build (-Wall -Wextra -Werror)"
 build build -DSPC_BUILD_TESTS=ON
 (cd build && ctest --output-on-failure -j"$jobs")
 
+# The Debian packages, built in a throwaway directory and inspected (README "Debian
+# packages"); the checkout's build directories are not touched.
+echo "== Debian packages (cpack -G DEB in a throwaway directory, inspected with dpkg-deb)"
+bash tests/packaging/deb.sh . "$jobs"
+
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
 build build-asan -DSPC_SANITIZE=address,undefined -DSPC_BUILD_BENCH=OFF
-# Criterion runs each test in a child whose leak report does not change the verdict,
-# so the log is also searched for any sanitizer report.
+# Every ctest test of the normal build runs here too. Criterion runs each test in a child
+# whose leak report does not change the verdict, so the log is also searched for any
+# sanitizer report.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS=suppressions="$PWD/../tests/lsan.supp" \
-  ctest --output-on-failure -j"$jobs" -E '^install_')
+  ctest --output-on-failure -j"$jobs")
 if grep -nE "ERROR: (Address|Leak)Sanitizer|runtime error:" build-asan/Testing/Temporary/LastTest.log; then
   echo "sanitizer reports found (above)" >&2
   exit 1

@@ -22,6 +22,18 @@ static void usage(FILE *f)
                "[--schema NAME | --stream-schema | --check FILE]\n");
 }
 
+static void help(void)
+{
+    usage(stdout);
+    printf("\nWithout an action: the plugin search path, then every transport found on it\n"
+           "with its path, version, ABI and load result.\n\nOptions:\n"
+           "  -p, --plugin-path DIR      search DIR first (repeatable; not for --check)\n"
+           "  --schema NAME              print the JSON Schema of transport NAME's options\n"
+           "  --stream-schema            print the JSON Schema of the stream config document\n"
+           "  --check FILE               validate a stream config; print it with the defaults\n"
+           "  -h, --help                 show this help and exit\n");
+}
+
 static void caps_text(uint32_t caps, char *buf, size_t len)
 {
     snprintf(buf, len, "%s%s%s%s", caps & SPC_TRANSPORT_CAP_RELIABLE ? " reliable" : "",
@@ -90,7 +102,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--stream-schema"))
             stream_schema = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
+            help();
             free(path);
             return 0;
         } else {
@@ -108,7 +120,7 @@ int main(int argc, char **argv)
     char err[4096];
     char *text = NULL;
     if (schema || stream_schema) {
-        int rc = schema ? spc_transport_schema(schema, path, &text, err, sizeof err) : spc_stream_schema(&text);
+        int rc = schema ? spc_transport_schema(schema, path, &text, err, sizeof err) : spc_config_document_schema(&text);
         if (rc < 0) {
             fprintf(stderr, "speadcast-info: %s\n", schema ? err : spc_strerror(rc));
             status = 1;
@@ -125,7 +137,7 @@ int main(int argc, char **argv)
         } else {
             if (spc_config_to_json(cfg, &text) == 0)
                 fputs(text, stdout);
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
         }
     } else {
         status = list(path);

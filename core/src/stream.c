@@ -1,29 +1,22 @@
 /* Send streams (SPEC §3): open, close, queries and the bytes transport's calls. The queue
- * and its rules are described in stream_internal.h. */
+ * and its rules are described in stream_state.h. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "error_internal.h"
 #include "log_internal.h"
-#include "stream_internal.h"
-
-static void put_err(char *err, size_t errlen, const char *fmt, ...) SPCI_PRINTF(3, 4);
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "sized.h"
+#include "stream_memory.h"
+#include "stream_state.h"
+#include "stream_writer.h"
+#include "transport_bytes.h"
 
 static void stream_free(struct spc_stream *s)
 {
@@ -116,7 +109,7 @@ static int open_transports(struct spc_stream *s, const struct spc_config *cfg, u
         }
         s->n_writers = i + 1;
         if (w->tp->n_substreams != s->n_sub) {
-            put_err(err, errlen, "stream: %s opened with %u substreams for writer %u, %u for "
+            spci_errorf(err, errlen, "stream: %s opened with %u substreams for writer %u, %u for "
                     "writer 0", s->tp->plugin->name, w->tp->n_substreams, i, s->n_sub);
             return -SPC_EPLUGIN;
         }
@@ -149,9 +142,9 @@ static int start_writers(struct spc_stream *s, int cpu, char *err, size_t errlen
     pthread_attr_destroy(&attr);
     if (rc < 0) {
         if (cpu >= 0 && rc == -EINVAL)
-            put_err(err, errlen, "stream: cannot run the writer thread on cpu %d", cpu);
+            spci_errorf(err, errlen, "stream: cannot run the writer thread on cpu %d", cpu);
         else
-            put_err(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
+            spci_errorf(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
     }
     return rc;
 }
@@ -174,17 +167,21 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
                     const struct spc_stream_options *opts, char *err, size_t errlen)
 {
     if (!out || !cfg) {
-        put_err(err, errlen, "stream: NULL argument");
+        spci_errorf(err, errlen, "stream: NULL argument");
         return -EINVAL;
     }
     *out = NULL;
-    struct spc_stream_options o = opts ? *opts : SPC_STREAM_OPTIONS_DEFAULT;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    if (opts && spci_sized_in(&o, opts, sizeof o) < 0) {
+        spci_errorf(err, errlen, "stream: options.struct_size %u is too small", (unsigned)opts->struct_size);
+        return -EINVAL;
+    }
     if (o.cpu < -1 || o.cpu >= CPU_SETSIZE) {
-        put_err(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
+        spci_errorf(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
         return -EINVAL;
     }
     if (o.clock && (!o.clock->now_ns || !o.clock->sleep_until_ns)) {
-        put_err(err, errlen, "stream: a clock needs both now_ns and sleep_until_ns");
+        spci_errorf(err, errlen, "stream: a clock needs both now_ns and sleep_until_ns");
         return -EINVAL;
     }
     const struct spc_stream_config *sc = spc_config_stream(cfg);
@@ -263,7 +260,7 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
             rc = -errno;
     }
     if (rc < 0) {
-        put_err(err, errlen, "stream: %s", spc_strerror(rc));
+        spci_errorf(err, errlen, "stream: %s", spc_strerror(rc));
         stream_free(s);
         return rc;
     }
@@ -281,7 +278,7 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
                          const struct spc_stream_options *opts, char *err, size_t errlen)
 {
     if (!out || !json) {
-        put_err(err, errlen, "stream: NULL argument");
+        spci_errorf(err, errlen, "stream: NULL argument");
         return -EINVAL;
     }
     struct spc_config *cfg;
@@ -289,7 +286,7 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
     if (rc < 0)
         return rc;
     rc = spc_stream_open(out, cfg, opts, err, errlen);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return rc;
 }
 
@@ -334,52 +331,52 @@ int spc_stream_set_cnt_sequence(struct spc_stream *s, uint64_t next, uint64_t st
     return 0;
 }
 
-void spc_stream_last_error(struct spc_stream *s, char *buf, size_t len)
+size_t spc_stream_last_error(struct spc_stream *s, char *err, size_t errlen)
 {
-    if (!buf || !len)
-        return;
-    if (!s) {
-        buf[0] = '\0';
-        return;
-    }
-    /* The first writer's transport that recorded something (with one writer, its only). */
-    buf[0] = '\0';
-    for (unsigned i = 0; i < s->n_writers && !buf[0]; i++)
-        spci_transport_error(s->writers[i].tp, buf, len);
+    if (!s)
+        return spci_copy_error("", err, errlen);
+    /* The first writer's transport that recorded something (with one writer, its only);
+     * spci_transport_error returns the detail's full length. */
+    for (unsigned i = 0; i + 1 < s->n_writers; i++)
+        if (spci_transport_error(s->writers[i].tp, NULL, 0) > 0)
+            return spci_transport_error(s->writers[i].tp, err, errlen);
+    return spci_transport_error(s->writers[s->n_writers - 1].tp, err, errlen);
 }
 
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out)
 {
     struct spc_stream *m = (struct spc_stream *)s; /* atomics are read-only here */
-    out->heaps = atomic_load_explicit(&m->st_heaps, memory_order_relaxed);
-    out->packets = atomic_load_explicit(&m->st_packets, memory_order_relaxed);
-    out->bytes = atomic_load_explicit(&m->st_bytes, memory_order_relaxed);
-    out->batches = atomic_load_explicit(&m->st_batches, memory_order_relaxed);
-    out->sleeps = atomic_load_explicit(&m->st_sleeps, memory_order_relaxed);
-    out->sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
-    out->sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
-    out->spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
-    out->writer_wakeups = atomic_load_explicit(&m->st_wakeups, memory_order_relaxed);
-    out->cq_signals = atomic_load_explicit(&m->st_cq_signals, memory_order_relaxed);
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
+    st.heaps = atomic_load_explicit(&m->st_heaps, memory_order_relaxed);
+    st.packets = atomic_load_explicit(&m->st_packets, memory_order_relaxed);
+    st.bytes = atomic_load_explicit(&m->st_bytes, memory_order_relaxed);
+    st.batches = atomic_load_explicit(&m->st_batches, memory_order_relaxed);
+    st.sleeps = atomic_load_explicit(&m->st_sleeps, memory_order_relaxed);
+    st.sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
+    st.sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
+    st.spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
+    st.writer_wakeups = atomic_load_explicit(&m->st_wakeups, memory_order_relaxed);
+    st.cq_signals = atomic_load_explicit(&m->st_cq_signals, memory_order_relaxed);
+    spci_sized_out(out, &st, sizeof st);
 }
 /* ================================================================ bytes transport */
 
-int spc_stream_bytes(struct spc_stream *s, const uint8_t **data, size_t *len)
+int spc_bytes_stream_data(struct spc_stream *s, const uint8_t **data, size_t *len)
 {
     if (!s || !data || !len)
         return -EINVAL;
     pthread_mutex_lock(&s->writers[0].tx_lock);
-    int rc = spci_bytes_data(s->tp, data, len);
+    int rc = spci_bytes_data(s->tp->obj, data, len);
     pthread_mutex_unlock(&s->writers[0].tx_lock);
     return rc;
 }
 
-int spc_stream_bytes_reset(struct spc_stream *s)
+int spc_bytes_stream_reset(struct spc_stream *s)
 {
     if (!s)
         return -EINVAL;
     pthread_mutex_lock(&s->writers[0].tx_lock);
-    int rc = spci_bytes_reset(s->tp);
+    int rc = spci_bytes_reset(s->tp->obj);
     pthread_mutex_unlock(&s->writers[0].tx_lock);
     return rc;
 }

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "log_internal.h"
-#include "stream_internal.h"
+#include "stream_cq.h"
 
 /* Makes room for n more entries. Grows only while the application lags behind; never in
  * the steady state. Under cq_lock. */

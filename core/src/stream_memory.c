@@ -4,10 +4,10 @@
 #include <stdlib.h>
 
 #include "heap_memory.h"
-#include "stream_internal.h"
+#include "stream_memory.h"
 
 /* Deregisters m from the transport objects of writers [from, to) that hold a handle for
- * it (under each writer's tx_lock); returns the first error (> 0 mapped to EPLUGIN). */
+ * it (under each writer's tx_lock); returns the first error. */
 static int dereg(struct spc_stream *s, struct spc_stream_memory *m, unsigned from, unsigned to)
 {
     int first = 0;
@@ -21,7 +21,7 @@ static int dereg(struct spc_stream *s, struct spc_stream_memory *m, unsigned fro
         if (rc == 0)
             m->handle[i] = NULL;
         else if (first == 0)
-            first = rc > 0 ? -SPC_EPLUGIN : rc;
+            first = rc;
     }
     return first;
 }
@@ -47,7 +47,7 @@ int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
         if (rc != 0) {
             dereg(s, m, 0, i);
             free(m);
-            return rc > 0 ? -SPC_EPLUGIN : rc;
+            return rc;
         }
     }
     pthread_mutex_lock(&s->lock);

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "stream_internal.h"
+#include "stream_state.h"
 
 static int check_ref(const struct spc_stream *s, const struct spc_heap_ref *r)
 {
@@ -306,7 +306,7 @@ int spc_heap_list_create(struct spc_heap_list **out, struct spc_stream *s,
     return 0;
 }
 
-void spc_heap_list_free(struct spc_heap_list *list)
+void spc_heap_list_destroy(struct spc_heap_list *list)
 {
     free(list);
 }

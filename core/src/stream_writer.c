@@ -1,6 +1,6 @@
 /* The writer threads of a send stream: each takes packets from its share of the queued
  * groups, packs them into batches, paces them, hands them to its transport object; any
- * of them retires finished groups in order (see stream_internal.h for the queue, batch,
+ * of them retires finished groups in order (see stream_state.h for the queue, batch,
  * rate and lock rules). */
 #include <errno.h>
 #include <stdlib.h>
@@ -8,7 +8,8 @@
 #include <time.h>
 
 #include "log_internal.h"
-#include "stream_internal.h"
+#include "stream_cq.h"
+#include "stream_writer.h"
 
 _Thread_local const struct spc_stream *spci_stream_current_writer;
 
@@ -66,7 +67,7 @@ void spci_stream_on_transport_complete(void *ctx, void *token, int status)
                  w->tp->plugin->name);
         return;
     }
-    finish_packet(w, t, status > 0 ? -SPC_EPLUGIN : status);
+    finish_packet(w, t, spci_plugin_rc(status));
 }
 
 static void set_broken(struct spc_stream *s, int rc)
@@ -86,17 +87,9 @@ static void drain_inflight(struct writer *w)
     if (rc == -SPC_ENOTSUP && w->n_pending == 0)
         w->no_flush = true;
     if (rc == -SPC_ENOTSUP) {
-        while (w->n_pending != 0) {
-            int n = spci_transport_poll(w->tp);
-            if (n < 0) {
-                rc = n;
-                break;
-            }
-            if (n == 0 && w->n_pending != 0) {
-                struct timespec ts = {0, 50000};
-                nanosleep(&ts, NULL);
-            }
-        }
+        int n = spci_transport_poll_until_done(w->tp, &w->n_pending);
+        if (n < 0)
+            rc = n;
     }
     pthread_mutex_unlock(&w->tx_lock);
     if (w->n_pending != 0) {
@@ -138,8 +131,6 @@ static void send_batch(struct writer *w, struct batch *b, size_t n, uint64_t byt
     spci_stat_add(&s->st_bytes, bytes);
     if (rc != 0) {
         /* The transport can send nothing more: fail this batch, then everything else. */
-        if (rc > 0)
-            rc = -SPC_EPLUGIN;
         spci_log(SPC_LOG_ERROR, "%s: send failed: %s; failing every queued heap",
                  w->tp->plugin->name, spc_strerror(rc));
         for (size_t i = 0; i < n; i++) {
@@ -162,7 +153,7 @@ static void send_batch(struct writer *w, struct batch *b, size_t n, uint64_t byt
                      w->tp->plugin->name);
             st = -SPC_EPLUGIN;
         }
-        finish_packet(w, t, st > 0 ? -SPC_EPLUGIN : st);
+        finish_packet(w, t, spci_plugin_rc(st));
     }
 }
 

@@ -1,7 +1,8 @@
-/* The send stream's shared state, core-internal: the structures the stream's files share
- * (stream.c: open, close, queries; stream_send.c: send paths and heap lists;
- * stream_writer.c: the writer thread; stream_cq.c: the completion queue;
- * stream_memory.c: memory registration).
+/* The send stream's state, core-internal: the structures (and inline accessors) the
+ * stream's files share, and nothing else; each file declares its own functions in its own
+ * header (stream.c: open, close, queries; stream_send.c: send paths and heap lists;
+ * stream_writer.c/.h: the writer threads; stream_cq.c/.h: the completion queue;
+ * stream_memory.c/.h: memory registration), so the files form no include cycle.
  *
  * Queue. max_heaps heap slots and as many group records, both rings indexed by
  * monotonically increasing counters (index = counter % cap). A send takes the lock,
@@ -43,8 +44,8 @@
  * retire_lock, then lock. No transport call is made under lock otherwise, and nothing
  * takes lock under tx_lock or rl_lock.
  */
-#ifndef SPCI_STREAM_INTERNAL_H
-#define SPCI_STREAM_INTERNAL_H
+#ifndef SPCI_STREAM_STATE_H
+#define SPCI_STREAM_STATE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,6 +54,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "clock.h"
 #include "ratelimit.h"
 #include "speadcast/speadcast.h"
 #include "speadcast/stream.h"
@@ -304,25 +306,7 @@ static inline uint64_t spci_stream_now_ns(const struct spc_stream *s)
 {
     if (s->clock.now_ns)
         return s->clock.now_ns(s->clock.user);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return spci_monotonic_ns();
 }
-
-/* stream_writer.c: the writer thread's body (arg: its struct writer), and svc->complete
- * for an asynchronous transport (ctx: the writer, token: the packet's struct tx). */
-void *spci_stream_writer_main(void *arg);
-void spci_stream_on_transport_complete(void *ctx, void *token, int status);
-/* stream_writer.c: the batch arrays of writer w (after s->arena_size is set). */
-int spci_stream_writer_alloc(struct writer *w);
-void spci_stream_writer_free(struct writer *w);
-
-/* stream_memory.c: gives m's handles back to every writer's transport object (close). */
-int spci_stream_memory_release(struct spc_stream *s, struct spc_stream_memory *m);
-
-/* stream_cq.c: queues the completions of the n records d that go to the completion queue
- * (those without a callback and not synchronous), in order, for spc_stream_drain; signals
- * the eventfd at most once, and not while an earlier signal is unread. Writer only. */
-void spci_stream_cq_push(struct spc_stream *s, const struct done_rec *d, size_t n);
 
 #endif
