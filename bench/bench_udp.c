@@ -18,14 +18,21 @@
  * one least disturbed), ceiling and stream runs alternating; "pairs" is the range of the
  * ratios of each stream run to the ceiling run just before it.
  *
- * Usage: bench_udp [-g] [-2] [-s tuned|default|both] [-H heap_bytes] [seconds per run,
+ * Usage: bench_udp [-g] [-2|-P] [-s tuned|default|both] [-H heap_bytes] [seconds per run,
  * default 1] [repeats, default 3]
  *   -g  only GSO on with sendmmsg on (the configuration of the throughput goal)
  *   -2  the ceiling sends each datagram in the shape a stream does: two pieces, a
  *       SPLIT_HEADER-byte header from a scratch arena and the rest from a 1 MiB buffer
  *       (the kernel copies many small pieces more slowly than one large one)
+ *   -P  the ceiling packs each datagram first: the two pieces of -2 copied side by side
+ *       into a staging buffer in the sending thread, then sent as one piece (the cost and
+ *       gain of a packing stage, issue #14 part 1)
  *   -s  which stream settings (default both)
- *   -H  heap payload bytes (default 1 MiB) */
+ *   -H  heap payload bytes (default 1 MiB)
+ *
+ * Last, a writer-scaling line: a tuned stream with two substreams (two endpoints, both
+ * the sink) at 1472-byte packets, GSO and sendmmsg on, with writer_threads 1 and 2 (best
+ * of the repeats each, alternating), and the ratio of the two. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -55,8 +62,10 @@
 #define STR(x) STR_(x)
 
 
-/* The udp-limit logic: sendmmsg + GSO of equal datagrams from a static buffer, or with
- * split, each datagram as a header piece and a payload piece (see -2). */
+/* The udp-limit logic: sendmmsg + GSO of equal datagrams from a static buffer; with split
+ * 1, each datagram as a header piece and a payload piece (see -2); with split 2, those two
+ * pieces copied side by side into a staging buffer before each call, which is then sent
+ * as one piece per message (see -P: what a packing stage in the sending thread costs). */
 static int ceiling(unsigned port, size_t size, int gso, int split, double secs,
                    struct figures *f)
 {
@@ -65,6 +74,8 @@ static int ceiling(unsigned port, size_t size, int gso, int split, double secs,
     static char headers[BATCH * MAX_SEGS * SPLIT_HEADER];
     static char payload[SPLIT_PAYLOAD];
     static struct iovec pieces[BATCH][2 * MAX_SEGS];
+    static char staged[BATCH][65536];
+    static struct iovec staged_iov[BATCH];
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     if (s < 0)
         return -1;
@@ -102,10 +113,22 @@ static int ceiling(unsigned port, size_t size, int gso, int split, double secs,
             off += rest;
         }
         m[i].msg_hdr.msg_iovlen = 2 * (size_t)segs;
+        if (split == 2) {
+            staged_iov[i] = (struct iovec){staged[i], size * (size_t)segs};
+            m[i].msg_hdr.msg_iov = &staged_iov[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+        }
     }
     double c0 = cpu_s(), t0 = now_s(), t;
     double bytes = 0;
     do {
+        for (int i = 0; split == 2 && i < BATCH; i++) {
+            char *p = staged[i];
+            for (int k = 0; k < 2 * segs; k++) {
+                memcpy(p, pieces[i][k].iov_base, pieces[i][k].iov_len);
+                p += pieces[i][k].iov_len;
+            }
+        }
         int n = sendmmsg(s, m, BATCH, 0);
         if (n < 0) {
             perror("sendmmsg");
@@ -142,9 +165,24 @@ static int ours(unsigned port, size_t size, int gso, int mmsg, int tuned, size_t
     return stream_bench("bench_udp", json, payload, heap_bytes, secs, f);
 }
 
+/* A tuned stream with two substreams (both endpoints the sink) and the given writers. */
+static int two_substreams(unsigned port, unsigned writers, size_t heap_bytes, double secs,
+                          struct figures *f)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"transport\": \"udp\", \"stream\": {\"max_packet_size\": 1472, "
+             "\"max_heaps\": 8, \"burst_size\": 1048576, \"on_full\": \"block\", "
+             "\"writer_threads\": %u}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\", "
+             "\"127.0.0.1:%u\"], \"buffer_size\": %d}}",
+             writers, port, port, SNDBUF);
+    static uint8_t payload[HEAP_MAX];
+    return stream_bench("bench_udp", json, payload, heap_bytes, secs, f);
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_udp [-g] [-2] [-s tuned|default|both] [-H heap_bytes] "
+    fprintf(stderr, "usage: bench_udp [-g] [-2|-P] [-s tuned|default|both] [-H heap_bytes] "
                     "[seconds] [repeats]\n");
     exit(2);
 }
@@ -154,11 +192,13 @@ int main(int argc, char **argv)
     int only_goal = 0, split = 0, tuned_from = 1, tuned_to = 0; /* settings: 1 tuned, 0 default */
     size_t heap_bytes = 1u << 20;
     int opt;
-    while ((opt = getopt(argc, argv, "g2s:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "g2Ps:H:")) != -1) {
         if (opt == 'g') {
             only_goal = 1;
         } else if (opt == '2') {
             split = 1;
+        } else if (opt == 'P') {
+            split = 2;
         } else if (opt == 's') {
             if (strcmp(optarg, "tuned") == 0)
                 tuned_to = 1;
@@ -196,9 +236,11 @@ int main(int argc, char **argv)
 
     printf("UDP loopback send of %zu-byte heaps, best of %d runs of %.1f s; ceiling = bare "
            "sendmmsg(+GSO) %s, same GSO mode and packet size\n", heap_bytes, repeats, secs,
-           split ? "of datagrams in two pieces (a " STR(SPLIT_HEADER) "-byte header, then "
-                   "the payload), as a stream sends them"
-                 : "of one static buffer");
+           split == 2 ? "of datagrams packed (header and payload copied side by side into one "
+                        "staging buffer before each call)"
+           : split ? "of datagrams in two pieces (a " STR(SPLIT_HEADER) "-byte header, then "
+                     "the payload), as a stream sends them"
+                   : "of one static buffer");
     printf("%-7s %-6s %-4s %-8s | %8s %10s %9s | %8s %10s %9s | %6s %11s\n", "stream", "size",
            "gso", "sendmmsg", "Gb/s", "pkts/s", "CPU s/GB", "ceil", "pkts/s", "CPU s/GB",
            "ratio", "pairs");
@@ -233,6 +275,19 @@ int main(int argc, char **argv)
             }
         }
     }
+    struct figures w[2];
+    memset(w, 0, sizeof w);
+    for (int r = 0; r < repeats; r++)
+        for (unsigned k = 0; k < 2; k++) {
+            struct figures f;
+            if (two_substreams(port, k + 1, heap_bytes, secs, &f) != 0)
+                return 1;
+            if (f.gbps > w[k].gbps)
+                w[k] = f;
+        }
+    printf("writer scaling, 2 substreams, 1472, gso on: 1 writer %.2f Gb/s (%.3f CPU s/GB), "
+           "2 writers %.2f Gb/s (%.3f CPU s/GB): %.2fx\n", w[0].gbps, w[0].cpu_per_gb,
+           w[1].gbps, w[1].cpu_per_gb, w[1].gbps / w[0].gbps);
     close(sink);
     return 0;
 }

@@ -36,7 +36,8 @@ static inline void finish(struct figures *f, double bytes, double packets, doubl
 }
 
 /* Opens a stream from json, sends one heap of len bytes at payload back to back for secs
- * seconds, closes the stream and fills f from its statistics. prog prefixes errors. */
+ * seconds (to its substreams in turn), closes the stream and fills f from its
+ * statistics. prog prefixes errors. */
 static inline int stream_bench(const char *prog, const char *json, const void *payload, size_t len,
                                double secs, struct figures *f)
 {
@@ -55,9 +56,11 @@ static inline int stream_bench(const char *prog, const char *json, const void *p
         spc_stream_close(s);
         return rc;
     }
+    const unsigned n_sub = spc_stream_n_substreams(s);
     double c0 = cpu_s(), t0 = now_s();
-    while (now_s() - t0 < secs) {
-        rc = spc_stream_send_heap(s, heap, NULL, NULL);
+    for (uint32_t i = 0; now_s() - t0 < secs; i++) {
+        struct spc_heap_ref ref = {heap, SPC_CNT_AUTO, i % n_sub, -1.0};
+        rc = spc_stream_send(s, &ref, NULL, NULL);
         if (rc < 0) {
             fprintf(stderr, "%s: send: %s\n", prog, spc_strerror(rc));
             break;

@@ -161,6 +161,7 @@ struct spct_send_opts {
     uint64_t burst;         /* --burst 65536 */
     double burst_rate_ratio;/* --burst-rate-ratio 1.05 */
     uint64_t max_heaps;     /* --max-heaps 4 */
+    uint64_t writer_threads;/* --writer-threads 1 */
     int rate_method;        /* enum spct_rate_method, --rate-method auto */
     double rate;            /* --rate 0 Gb/s = unlimited */
     int64_t ttl;            /* --ttl 1 */
@@ -170,7 +171,7 @@ struct spct_send_opts {
     bool json, quiet, progress, no_progress;
     struct {
         bool addr_bits, packet, buffer, burst, burst_rate_ratio, max_heaps, rate_method, rate,
-            ttl, bind, ibv_vector, ibv_max_poll;
+            ttl, bind, ibv_vector, ibv_max_poll, writer_threads;
     } given;
     /* After parsing: the flavour every heap is sent in. */
     unsigned heap_address_bits, bug_compat;

@@ -35,6 +35,7 @@ void spct_send_defaults(struct spct_send_opts *o)
     o->burst = 65536;
     o->burst_rate_ratio = 1.05;
     o->max_heaps = 4;
+    o->writer_threads = 1;
     o->rate_method = SPC_RATE_METHOD_AUTO;
     o->rate = 0.0;
     o->ttl = 1;
@@ -114,6 +115,9 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
          "RATIO", "hard rate limit, relative to --rate", true, false, 1.0, 0, NULL},
         {"max-heaps", SPCT_OPT_UINT, &o->max_heaps, &o->given.max_heaps, "N",
          "maximum heaps in flight", true, true, 1, 1048576, NULL},
+        {"writer-threads", SPCT_OPT_UINT, &o->writer_threads, &o->given.writer_threads, "N",
+         "writer threads sharing the substreams (one per destination at most; udp)", true,
+         true, 1, SPC_STREAM_MAX_WRITER_THREADS, NULL},
         {"rate-method", SPCT_OPT_CHOICE, &o->rate_method, &o->given.rate_method, "METHOD",
          "rate limiting method: sw, hw or auto", false, false, 0, 0, spc_rate_method_names()},
         {"rate", SPCT_OPT_DOUBLE, &o->rate, &o->given.rate, "GBPS",
@@ -259,6 +263,8 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
             sc.burst_rate_ratio = o->burst_rate_ratio;
         if (o->given.max_heaps)
             sc.max_heaps = o->max_heaps;
+        if (o->given.writer_threads)
+            sc.writer_threads = (unsigned)o->writer_threads;
         if (o->given.rate_method)
             sc.rate_method = (enum spc_rate_method)o->rate_method;
         if (o->flavour || o->given.addr_bits || o->pyspead)
@@ -278,6 +284,7 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
     sc.burst_size = o->burst;
     sc.burst_rate_ratio = o->burst_rate_ratio;
     sc.max_heaps = o->max_heaps;
+    sc.writer_threads = (unsigned)o->writer_threads;
     sc.rate_method = (enum spc_rate_method)o->rate_method;
     sc.on_full = SPC_ON_FULL_FAIL;
     sc.flavour = (struct spc_flavour){o->heap_address_bits, o->bug_compat};
@@ -407,9 +414,9 @@ static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FIL
     return rc;
 }
 
-static int launch(struct sender *s, FILE *err)
+/* The reference of heap idx (filling its memory first with --verify). */
+static struct spc_heap_ref heap_ref(struct sender *s, uint64_t idx)
 {
-    uint64_t idx = s->next;
     const struct spc_heap *heap;
     if (idx < s->data_end) {
         size_t slot = (size_t)(idx % s->window);
@@ -420,17 +427,30 @@ static int launch(struct sender *s, FILE *err)
     } else {
         heap = s->stop;
     }
-    struct spc_heap_ref ref = {heap, SPC_CNT_AUTO, (uint32_t)(idx % s->n_sub), -1.0};
-    int rc = spc_stream_send(s->stream, &ref, NULL, (void *)(uintptr_t)idx);
+    return (struct spc_heap_ref){heap, SPC_CNT_AUTO, (uint32_t)(idx % s->n_sub), -1.0};
+}
+
+/* Fills the window: queues every heap that fits, in one call (one lock and at most one
+ * writer wake-up for all of them). refs and users have room for the window. */
+static int refill(struct sender *s, struct spc_heap_ref *refs, void **users, FILE *err)
+{
+    size_t k = 0;
+    for (uint64_t idx = s->next; idx < s->total && s->in_flight + k < s->window; idx++, k++) {
+        refs[k] = heap_ref(s, idx);
+        users[k] = (void *)(uintptr_t)idx;
+    }
+    if (k == 0)
+        return 0;
+    int rc = spc_stream_send_each(s->stream, refs, k, NULL, users);
     if (rc < 0) {
         char detail[512];
         spc_stream_last_error(s->stream, detail, sizeof detail);
-        fprintf(err, PROG ": cannot queue heap %" PRIu64 ": %s%s%s\n", idx + 1, spc_strerror(rc),
-                detail[0] ? ": " : "", detail);
+        fprintf(err, PROG ": cannot queue heap %" PRIu64 ": %s%s%s\n", s->next + 1,
+                spc_strerror(rc), detail[0] ? ": " : "", detail);
         return rc;
     }
-    s->next++;
-    s->in_flight++;
+    s->next += k;
+    s->in_flight += k;
     return 0;
 }
 
@@ -529,16 +549,32 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     double start = spct_now(), last_progress = start;
     uint64_t last_bytes = 0;
     bool stop_launching = false;
-    while (s.next < s.total && s.in_flight < s.window) {
-        if (launch(&s, err) < 0) {
-            status = SPCT_EXIT_FAIL;
-            stop_launching = true;
-            break;
-        }
+    /* Drain every completion, then refill the whole window: one wake-up per run of
+     * completions rather than per heap, and the writer finds many heaps queued at once. */
+    struct spc_stream_completion *c = calloc(s.window ? s.window : 1, sizeof *c);
+    struct spc_heap_ref *refs = calloc(s.window ? s.window : 1, sizeof *refs);
+    void **users = calloc(s.window ? s.window : 1, sizeof *users);
+    if (!c || !refs || !users) {
+        fprintf(err, PROG ": out of memory\n");
+        status = SPCT_EXIT_FAIL;
+        stop_launching = true;
     }
-    while (s.in_flight > 0) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        poll(&pfd, 1, 200);
+    while (!stop_launching || s.in_flight > 0) {
+        if (!stop_launching && refill(&s, refs, users, err) < 0) {
+            stop_launching = true;
+            status = SPCT_EXIT_FAIL;
+            if (!first_error[0])
+                snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
+                         s.next + 1);
+        }
+        if (s.in_flight == 0)
+            break;
+        int n = spc_stream_drain(s.stream, c, s.window);
+        if (n == 0) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            poll(&pfd, 1, 200);
+            n = spc_stream_drain(s.stream, c, s.window);
+        }
         if (spct_interrupted && !r.interrupted) {
             /* Finish cleanly: no more data heaps, but the stop heaps still go out. */
             r.interrupted = true;
@@ -547,8 +583,6 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                 s.total = s.next + s.n_sub;
             }
         }
-        struct spc_stream_completion c[64];
-        int n = spc_stream_drain(s.stream, c, 64);
         for (int i = 0; i < n; i++) {
             uint64_t idx = (uint64_t)(uintptr_t)c[i].user;
             s.in_flight--;
@@ -570,13 +604,6 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                 stop_launching = true; /* as spead2_send: the first error ends the run */
                 status = SPCT_EXIT_FAIL;
             }
-            if (!stop_launching && s.next < s.total && launch(&s, err) < 0) {
-                stop_launching = true;
-                status = SPCT_EXIT_FAIL;
-                if (!first_error[0])
-                    snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
-                             s.next + 1);
-            }
         }
         double now = spct_now();
         if (progress && now - last_progress >= 1.0) {
@@ -586,6 +613,9 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
             last_bytes = r.bytes;
         }
     }
+    free(c);
+    free(refs);
+    free(users);
     r.seconds = spct_now() - start;
     struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s.stream, &st);

@@ -4,6 +4,7 @@
 
 #include "array.h"
 #include "heap_internal.h"
+#include "heap_memory.h"
 
 int spc_heap_create(struct spc_heap **out, const struct spc_flavour *flavour)
 {
@@ -162,4 +163,15 @@ size_t spc_heap_n_items(const struct spc_heap *heap)
 uint64_t spc_heap_payload_size(const struct spc_heap *heap)
 {
     return heap->payload;
+}
+
+bool spci_heap_references(const struct spc_heap *heap, uintptr_t start, uintptr_t end)
+{
+    for (size_t i = 0; i < heap->n_items; i++) {
+        const struct spci_item *it = &heap->items[i];
+        uintptr_t a = (uintptr_t)it->data;
+        if (it->data && it->len && a < end && a + it->len > start)
+            return true;
+    }
+    return false;
 }

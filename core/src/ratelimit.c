@@ -100,6 +100,15 @@ void spci_rl_account(struct spci_ratelimit *rl, const struct spci_rate_step *st,
     rl->pend_bytes += size;
 }
 
+void spci_rl_merge(struct spci_ratelimit *rl, struct spci_ratelimit *from)
+{
+    rl->pend = fix_add(rl->pend, from->pend);
+    rl->pend_burst = fix_add(rl->pend_burst, from->pend_burst);
+    rl->pend_bytes += from->pend_bytes;
+    from->pend = from->pend_burst = 0;
+    from->pend_bytes = 0;
+}
+
 void spci_rl_resume(struct spci_ratelimit *rl, uint64_t now_ns)
 {
     spci_fix back = spci_fix_from_ns(now_ns) - rl->pend;

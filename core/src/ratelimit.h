@@ -92,6 +92,10 @@ int spci_rl_gate(struct spci_ratelimit *rl, uint64_t now_ns, spci_fix *wake);
 /* Accounts a packet of size bytes taken at step st (a no-op for an unlimited step). */
 void spci_rl_account(struct spci_ratelimit *rl, const struct spci_rate_step *st, size_t size);
 
+/* Several writers, one rate: moves the bytes accounted in from (a writer's own limiter,
+ * used only to gather them) into rl (the shared one), leaving from with none pending. */
+void spci_rl_merge(struct spci_ratelimit *rl, struct spci_ratelimit *from);
+
 /* Work arrived at an idle writer: idle time is not a deficit, so the nominal time moves
  * up to now - pend (the pending burst keeps its place). */
 void spci_rl_resume(struct spci_ratelimit *rl, uint64_t now_ns);

@@ -20,6 +20,7 @@ struct stream_mirror {
     int on_full;
     uint64_t heap_address_bits;
     uint64_t bug_compat;
+    uint64_t writer_threads;
 };
 
 #define SM(f) offsetof(struct stream_mirror, f)
@@ -69,6 +70,11 @@ static const struct spc_option stream_options[] = {
      .help = "when the queue is full: fail at once, or block until there is room"},
     {SPC_OPTION_INIT, .name = "flavour", .type = SPC_OPT_OBJECT, .fields = flavour_fields,
      .n_fields = sizeof flavour_fields / sizeof flavour_fields[0], .help = "SPEAD flavour"},
+    {SPC_OPTION_INIT, .name = "writer_threads", .type = SPC_OPT_UINT, .offset = SM(writer_threads),
+     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.u = SPC_STREAM_DEFAULT_WRITER_THREADS,
+     .min.u = 1, .max.u = SPC_STREAM_MAX_WRITER_THREADS,
+     .help = "writer threads sharing the substreams (transports that allow it, e.g. udp; "
+             "at most one per substream)"},
 };
 
 static const struct spci_table stream_table = {stream_options, sizeof stream_options / sizeof stream_options[0],
@@ -85,18 +91,20 @@ static void mirror_to_config(const struct stream_mirror *m, struct spc_stream_co
     c->on_full = (enum spc_on_full)m->on_full;
     c->flavour.heap_address_bits = (unsigned)m->heap_address_bits;
     c->flavour.bug_compat = (unsigned)m->bug_compat;
+    c->writer_threads = (unsigned)m->writer_threads;
 }
 
 json_t *spci_stream_section_json(const struct spc_stream_config *c)
 {
-    return json_pack("{s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:{s:I, s:I}}",
+    return json_pack("{s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:{s:I, s:I}, s:I}",
                      "max_packet_size", (json_int_t)c->max_packet_size, "rate", c->rate,
                      "burst_size", (json_int_t)c->burst_size, "max_heaps", (json_int_t)c->max_heaps,
                      "burst_rate_ratio", c->burst_rate_ratio,
                      "rate_method", rate_methods[c->rate_method],
                      "on_full", on_full_modes[c->on_full], "flavour",
                      "heap_address_bits", (json_int_t)c->flavour.heap_address_bits,
-                     "bug_compat", (json_int_t)c->flavour.bug_compat);
+                     "bug_compat", (json_int_t)c->flavour.bug_compat,
+                     "writer_threads", (json_int_t)c->writer_threads);
 }
 
 int spc_stream_config_check(const struct spc_stream_config *given, char *err, size_t errlen)

@@ -5,7 +5,9 @@
  * complete asynchronously (checking that a pending packet's memory is left untouched
  * until its completion). It records memory registrations (refusing an unknown handle,
  * and counting calls made while a send runs), and with the "hw_pace" option paces in
- * "hardware" when asked to (it reports so at open; it can withdraw that in a send). */
+ * "hardware" when asked to (it reports so at open; it can withdraw that in a send). It
+ * may be opened once per writer thread (SPC_TRANSPORT_CAP_PER_WRITER): each packet records
+ * which object sent it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@ struct sf_pending {
 struct sf {
     struct spc_transport base;
     struct sf_control *c;
+    uint32_t index; /* objects opened on c before this one */
     uint8_t *pkt; /* one packet, gathered */
     size_t mps;
     struct sf_pending *pend;
@@ -94,7 +97,7 @@ static int sf_open(struct spc_transport *t, const void *options, const struct sp
     f->c->rate_method = p->rate_method;
     f->c->rate = p->rate;
     f->c->hw_paced = hw;
-    f->c->opened++;
+    f->index = (uint32_t)f->c->opened++;
     pthread_mutex_unlock(&f->c->lock);
     return 0;
 }
@@ -193,7 +196,8 @@ static int sf_send(struct spc_transport *t, struct spc_tx_batch *b)
                                              .offset = prc < 0 ? 0 : info.heap_offset,
                                              .heap_size = prc < 0 ? 0 : info.heap_size,
                                              .substream = p->substream, .size = (uint32_t)p->size,
-                                             .batch = batch, .status = st};
+                                             .batch = batch, .object = f->index,
+                                             .status = st};
         if (st == 0 && c->data && c->n_data + n <= c->data_cap) {
             memcpy(c->data + c->n_data, f->pkt, n);
             c->n_data += n;
@@ -293,7 +297,7 @@ static const struct spc_transport_descriptor sf_desc = {
     .version = "1.0",
     .description = "test transport for the stream suites (recording, faults, async)",
     .caps = SPC_TRANSPORT_CAP_ASYNC | SPC_TRANSPORT_CAP_RELIABLE | SPC_TRANSPORT_CAP_MEMREG |
-            SPC_TRANSPORT_CAP_HW_RATE,
+            SPC_TRANSPORT_CAP_HW_RATE | SPC_TRANSPORT_CAP_PER_WRITER,
     .options = sf_options,
     .n_options = sizeof sf_options / sizeof sf_options[0],
     .options_size = sizeof(struct sf_opts),

@@ -21,6 +21,7 @@ struct sf_packet {
     uint32_t substream;
     uint32_t size;
     uint32_t batch;     /* index of the send call */
+    uint32_t object;    /* which transport object sent it (0, 1, ... in the order opened) */
     int status;         /* status reported for it (after completion, for async) */
 };
 

@@ -7,8 +7,9 @@
  * asynchronous transports), completions that queue more, a completion queue drained by
  * an event-loop thread through its eventfd, concurrent flush / stats / error reads, byte
  * buffer resets racing the writer, close with heaps in flight and blocked senders, and a
- * transport that breaks while threads send. Exits 0 when every check holds; loops are
- * bounded in count (and every wait in time). */
+ * transport that breaks while threads send. All of it runs twice: with one writer thread
+ * and with writer_threads 2 (two substreams, one transport object per writer). Exits 0
+ * when every check holds; loops are bounded in count (and every wait in time). */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -54,6 +55,9 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Writer threads (and substreams) of the streams open_fake opens. */
+static unsigned n_writers = 1;
+
 static struct spc_stream *open_fake(struct sf_control *c, struct sf_packet *rec, size_t rec_cap,
                                     size_t max_heaps, enum spc_on_full on_full,
                                     const struct spc_stream_options *o)
@@ -64,6 +68,7 @@ static struct spc_stream *open_fake(struct sf_control *c, struct sf_packet *rec,
     struct spc_stream_config sc = SPC_STREAM_CONFIG_DEFAULT;
     sc.max_heaps = max_heaps;
     sc.on_full = on_full;
+    sc.writer_threads = n_writers;
     const char *path[] = {FAKE_DIR, NULL};
     char err[512];
     struct spc_config *cfg;
@@ -71,6 +76,8 @@ static struct spc_stream *open_fake(struct sf_control *c, struct sf_packet *rec,
     int rc = spc_config_create(&cfg, "streamfake", &sc, path, err, sizeof err);
     if (rc == 0)
         rc = spc_config_set_uint(cfg, "control", (uint64_t)(uintptr_t)c, err, sizeof err);
+    if (rc == 0)
+        rc = spc_config_set_uint(cfg, "substreams", n_writers, err, sizeof err);
     if (rc == 0)
         rc = spc_stream_open(&s, cfg, o, err, sizeof err);
     if (rc != 0) {
@@ -111,9 +118,12 @@ static void *sender_main(void *p)
 {
     struct sender *a = p;
     struct shared *sh = a->sh;
+    const unsigned n_sub = spc_stream_n_substreams(sh->s);
     for (int i = 0; i < ITERS && a->rc == 0; i++) {
         struct spc_heap_ref r = SPC_HEAP_REF(a->h);
+        r.substream = (uint32_t)(i + a->id) % n_sub;
         struct spc_heap_ref two[2] = {r, r};
+        two[1].substream = (r.substream + 1) % n_sub; /* a group that spans the writers */
         switch ((i + a->id) % 5) {
         case 0:
             a->rc = spc_stream_send(sh->s, &r, count_cb, sh);
@@ -131,12 +141,17 @@ static void *sender_main(void *p)
         case 3:
             a->rc = spc_stream_send_list(sh->s, sh->list, 0, 1, SPC_GROUP_SERIAL, count_cb, sh);
             break;
-        default:
-            /* No callback: the completion goes to the queue the event loop drains. */
-            a->rc = spc_stream_send(sh->s, &r, NULL, (void *)(intptr_t)a->id);
+        default: {
+            /* No callback: the completions go to the queue the event loop drains (two
+             * single heaps in one call on odd turns). */
+            void *users[2] = {(void *)(intptr_t)a->id, (void *)(intptr_t)a->id};
+            int k = i % 2 ? 2 : 1;
+            a->rc = k == 2 ? spc_stream_send_each(sh->s, two, 2, NULL, users)
+                           : spc_stream_send(sh->s, &r, NULL, users[0]);
             if (a->rc == 0)
-                atomic_fetch_add(&sh->queued_to_cq, 1);
+                atomic_fetch_add(&sh->queued_to_cq, k);
             break;
+        }
         }
     }
     return NULL;
@@ -252,7 +267,7 @@ static void many_senders(bool async, enum spc_on_full on_full)
     (void)ok_sends;
     spc_stream_close(sh.s);
     CHECK(c.corrupt == 0, "pending packet memory changed");
-    CHECK(c.closed == 1, "transport not closed");
+    CHECK(c.closed == n_writers, "transport not closed");
     sf_control_destroy(&c);
     spc_heap_list_destroy(sh.list);
     spc_heap_destroy(lh);
@@ -394,7 +409,7 @@ static void close_with_blocked_senders(void)
     pthread_cond_broadcast(&c.cv);
     pthread_mutex_unlock(&c.lock);
     pthread_join(tc, NULL);
-    CHECK(c.closed == 1, "closed");
+    CHECK(c.closed == n_writers, "closed");
     sf_control_destroy(&c);
     spc_heap_destroy(h);
 }
@@ -469,14 +484,16 @@ int main(void)
     for (size_t i = 0; i < sizeof pattern; i++)
         pattern[i] = (uint8_t)(i * 13 + 1);
     spc_set_log_handler(quiet, NULL); /* transport_breaks logs the failure on purpose */
-    many_senders(false, SPC_ON_FULL_BLOCK);
-    many_senders(true, SPC_ON_FULL_BLOCK);
-    many_senders(true, SPC_ON_FULL_FAIL);
-    callbacks_queue_more();
-    bytes_resets();
-    close_with_blocked_senders();
-    close_in_flight();
-    transport_breaks();
+    for (n_writers = 1; n_writers <= 2; n_writers++) {
+        many_senders(false, SPC_ON_FULL_BLOCK);
+        many_senders(true, SPC_ON_FULL_BLOCK);
+        many_senders(true, SPC_ON_FULL_FAIL);
+        callbacks_queue_more();
+        close_with_blocked_senders();
+        close_in_flight();
+        transport_breaks();
+    }
+    bytes_resets(); /* the bytes transport: one writer whatever is asked */
     if (failures) {
         fprintf(stderr, "stream_stress: %d checks failed\n", failures);
         return 1;

@@ -4,6 +4,7 @@
  * says so: sending is instantaneous unless a test injects a stall. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -350,4 +351,38 @@ Test(ratelimit, ceil_ns)
     cr_assert_eq(spci_fix_ceil_ns(SPCI_FIX_ONE), 1);
     cr_assert_eq(spci_fix_ceil_ns(SPCI_FIX_ONE + 1), 2);
     cr_assert_eq(spci_fix_ceil_ns(spci_fix_from_ns(12345)), 12345);
+}
+
+/* Several writers, one rate: two writers' limiters only gather bytes; each full burst is
+ * merged into the shared limiter, whose schedule is then exactly that of one writer
+ * sending all the bytes (bursts back to back at the nominal rate). */
+Test(ratelimit, merged_writers_keep_one_schedule)
+{
+    struct spci_rate_step st;
+    step_for(125e6, 1.05, &st); /* 8 ns per byte */
+    const uint64_t burst = 65536;
+    struct spci_ratelimit shared, w[2];
+    spci_rl_init(&shared, burst, T0);
+    spci_rl_init(&w[0], burst, T0);
+    spci_rl_init(&w[1], burst, T0);
+    uint64_t now = T0;
+    for (int i = 0; i < 1000; i++) {
+        struct spci_ratelimit *mine = &w[i % 2];
+        for (int p = 0; p < 64; p++)
+            spci_rl_account(mine, &st, 1024); /* a burst's worth */
+        cr_assert(spci_rl_need_clock(mine));
+        spci_rl_merge(&shared, mine);
+        cr_assert_eq(mine->pend_bytes, 0);
+        cr_assert_eq(mine->pend, 0);
+        cr_assert_eq(mine->pend_burst, 0);
+        cr_assert(!spci_rl_need_clock(mine));
+        spci_fix wake;
+        if (spci_rl_gate(&shared, now, &wake)) {
+            now = spci_fix_ceil_ns(wake);
+            cr_assert_eq(spci_rl_gate(&shared, now, &wake), 0);
+        }
+        /* The burst i + 1 starts exactly (i + 1) bursts' nominal time after T0. */
+        cr_assert_eq(now - T0, (uint64_t)(i + 1) * burst * 8, "burst %d at %" PRIu64 " ns", i,
+                     now - T0);
+    }
 }

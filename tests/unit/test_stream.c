@@ -102,15 +102,21 @@ static void open_fake(struct fake *f, const struct spc_stream_config *sc, unsign
     cr_assert_eq(rc, 0, "open: %s", spc_strerror(rc));
 }
 
-static void close_fake(struct fake *f)
+/* Closes a stream whose transport was opened once per writer (objects of them). */
+static void close_fake_n(struct fake *f, size_t objects)
 {
     spc_stream_close(f->s);
     f->s = NULL;
-    cr_assert_eq(f->c.opened, 1);
-    cr_assert_eq(f->c.closed, 1);
+    cr_assert_eq(f->c.opened, objects);
+    cr_assert_eq(f->c.closed, objects);
     cr_assert_eq(f->c.corrupt, 0, "a pending packet's memory changed before its completion");
     sf_control_destroy(&f->c);
     free(f->rec);
+}
+
+static void close_fake(struct fake *f)
+{
+    close_fake_n(f, 1);
 }
 
 static void fake_set_hold(struct fake *f, bool hold)
@@ -1148,6 +1154,123 @@ Test(stream, completion_queue_and_fd)
     done_free(d);
 }
 
+/* A stream on the fake transport with a completion queue, max_heaps, "fail" when full. */
+static void open_cq(struct fake *f, size_t max_heaps)
+{
+    struct spc_stream_config sc = cfg_default();
+    sc.max_heaps = max_heaps;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    o.completion_queue = true;
+    open_fake(f, &sc, 1, &o);
+}
+
+/* Hand-offs are coalesced (#17): heaps queued while the writer is busy need no wake-up,
+ * and the completion fd is signalled once per run of completions, not again while a
+ * signal is unread, yet no completion is lost and the fd is readable exactly while
+ * completions wait. */
+static void drain_expect(struct spc_stream *s, intptr_t *next, intptr_t upto, size_t max)
+{
+    struct spc_stream_completion c[64];
+    cr_assert_leq(max, 64);
+    while (*next < upto) {
+        int n = spc_stream_drain(s, c, max);
+        cr_assert_gt(n, 0, "completion %" PRIdPTR " missing", *next);
+        for (int i = 0; i < n; i++, (*next)++)
+            cr_assert_eq((intptr_t)c[i].user, *next, "got %" PRIdPTR ", want %" PRIdPTR,
+                         (intptr_t)c[i].user, *next);
+    }
+}
+
+Test(stream, completion_fd_signalled_once_per_run)
+{
+    struct fake f;
+    open_cq(&f, 64);
+    int fd = spc_stream_completion_fd(f.s);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    struct spc_heap *h = mk_heap(3000);
+    /* The writer holds heap 0 inside send while heaps 1..39 are queued. */
+    fake_set_hold(&f, true);
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)0), 0);
+    fake_wait_sends(&f, 1);
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
+    spc_stream_get_stats(f.s, &st);
+    const uint64_t woken = st.writer_wakeups;
+    for (intptr_t i = 1; i < 40; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)i), 0);
+    fake_set_hold(&f, false);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_eq(st.batches, 2, "heaps queued while the writer was busy go in one batch");
+    cr_assert_eq(st.writer_wakeups, woken, "the busy writer was woken %" PRIu64 " times",
+                 st.writer_wakeups - woken);
+    cr_assert_eq(st.cq_signals, 1, "two runs of completions, one unread signal: %" PRIu64,
+                 st.cq_signals);
+    cr_assert_eq(poll(&pfd, 1, 0), 1);
+    /* A partial drain leaves the fd readable; completions arriving meanwhile add no
+     * signal and are not lost. */
+    intptr_t next = 0;
+    drain_expect(f.s, &next, 10, 10);
+    cr_assert_eq(poll(&pfd, 1, 0), 1, "readable with 30 waiting");
+    for (intptr_t i = 40; i < 45; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)i), 0);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_eq(st.cq_signals, 1);
+    drain_expect(f.s, &next, 45, 64);
+    struct spc_stream_completion c[4];
+    cr_assert_eq(spc_stream_drain(f.s, c, 4), 0);
+    cr_assert_eq(poll(&pfd, 1, 0), 0, "readable after draining");
+    /* Once the signal is read, the next completion signals again. */
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)45), 0);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(poll(&pfd, 1, 0), 1, "a completion after a full drain was not signalled");
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_eq(st.cq_signals, 2);
+    drain_expect(f.s, &next, 46, 64);
+    close_fake(&f);
+    spc_heap_destroy(h);
+}
+
+/* Callbacks and queued completions keep their relative order; the queued ones between two
+ * callbacks form one run. */
+struct mixed {
+    struct spc_stream *s;
+    int calls;
+    intptr_t drained_before[2];
+};
+
+static void mixed_cb(void *user, int status, uint64_t bytes)
+{
+    (void)status;
+    (void)bytes;
+    struct mixed *m = user;
+    struct spc_stream_completion c[16];
+    int n = spc_stream_drain(m->s, c, 16);
+    m->drained_before[m->calls++] = n > 0 ? (intptr_t)c[n - 1].user : -1;
+}
+
+Test(stream, callbacks_and_queued_completions_keep_their_order)
+{
+    struct fake f;
+    open_cq(&f, 16);
+    struct spc_heap *h = mk_heap(100);
+    struct mixed m = {.s = f.s};
+    fake_set_hold(&f, true);
+    cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, (void *)0), 0);
+    fake_wait_sends(&f, 1);
+    /* 1, 2 queued; 3 callback; 4, 5 queued; 6 callback. */
+    for (intptr_t i = 1; i <= 6; i++)
+        cr_assert_eq(spc_stream_send_heap(f.s, h, i % 3 ? NULL : mixed_cb,
+                                          i % 3 ? (void *)i : (void *)&m), 0);
+    fake_set_hold(&f, false);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(m.calls, 2);
+    cr_assert_eq(m.drained_before[0], 2, "the first callback ran before 1, 2 were queued");
+    cr_assert_eq(m.drained_before[1], 5, "the second callback ran before 4, 5 were queued");
+    close_fake(&f);
+    spc_heap_destroy(h);
+}
+
 /* ------------------------------------------------------------ heap lists */
 
 Test(stream, heap_lists)
@@ -1237,8 +1360,8 @@ static void fc_sleep(void *u, uint64_t t)
     struct fclock *c = u;
     atomic_fetch_add(&c->sleeps, 1);
     uint64_t n = atomic_load(&c->now);
-    if (t > n)
-        atomic_store(&c->now, t);
+    while (t > n && !atomic_compare_exchange_weak(&c->now, &n, t))
+        ; /* several writers may sleep at once: time only moves forward */
 }
 
 static void fc_packet(void *u, size_t size)
@@ -1249,17 +1372,23 @@ static void fc_packet(void *u, size_t size)
     atomic_store(&c->link_ps, ps % 1000);
 }
 
-static void open_clocked_ex(struct fake *f, struct fclock *fc, struct spc_clock *clk,
-                            const struct spc_stream_config *sc, bool hw_pace)
+static void open_clocked_sub(struct fake *f, struct fclock *fc, struct spc_clock *clk,
+                             const struct spc_stream_config *sc, bool hw_pace, unsigned substreams)
 {
     *clk = (struct spc_clock){fc_now, fc_sleep, fc};
     struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
     o.clock = clk;
-    int rc = open_fake_ex(f, sc, 1, &o, hw_pace);
+    int rc = open_fake_ex(f, sc, substreams, &o, hw_pace);
     cr_assert_eq(rc, 0, "open: %s", spc_strerror(rc));
     f->c.clock = fc_now;
     f->c.on_packet = fc_packet;
     f->c.user = fc;
+}
+
+static void open_clocked_ex(struct fake *f, struct fclock *fc, struct spc_clock *clk,
+                            const struct spc_stream_config *sc, bool hw_pace)
+{
+    open_clocked_sub(f, fc, clk, sc, hw_pace, 1);
 }
 
 static void open_clocked(struct fake *f, struct fclock *fc, struct spc_clock *clk,
@@ -1269,21 +1398,29 @@ static void open_clocked(struct fake *f, struct fclock *fc, struct spc_clock *cl
 }
 
 /* The check that, for every packet, the bytes sent before it are at most
- * 2 x (burst + mps) + ratio x rate x (its time - the first packet's time): the stream never
- * ran faster than the catch-up rate (the first burst is free, and the bytes of the burst
- * a packet belongs to are sent back to back). Returns the achieved rate over the run. */
-#define SLACK(burst) (2.0L * ((long double)(burst) + 1472))
-static double check_never_faster(const struct fake *f, double rate, double ratio, uint64_t burst)
+ * (writers + 1) x (burst + mps) + ratio x rate x (its time - the first packet's time): the
+ * stream never ran faster than the catch-up rate (the first burst is free, and the bytes
+ * of the burst a packet belongs to are sent back to back; each further writer may send
+ * one burst before it merges it into the shared limiter). Returns the achieved rate over
+ * the run. */
+#define SLACK(burst, writers) (((long double)(writers) + 1) * ((long double)(burst) + 1472))
+static double check_never_faster_w(const struct fake *f, double rate, double ratio,
+                                   uint64_t burst, unsigned writers)
 {
     uint64_t t0 = f->rec[0].t_ns, before = 0;
     for (size_t i = 0; i < f->c.n_rec && i < REC_CAP; i++) {
-        long double allowed = SLACK(burst) + (long double)rate * ratio * (f->rec[i].t_ns - t0) / 1e9L;
+        long double allowed = SLACK(burst, writers) + (long double)rate * ratio * (f->rec[i].t_ns - t0) / 1e9L;
         cr_assert((long double)before <= allowed, "packet %zu: %" PRIu64 " bytes by %" PRIu64 " ns", i,
                   before, f->rec[i].t_ns - t0);
         before += f->rec[i].size;
     }
     size_t last = f->c.n_rec - 1;
     return (double)(before - f->rec[last].size) * 1e9 / (double)(f->rec[last].t_ns - t0);
+}
+
+static double check_never_faster(const struct fake *f, double rate, double ratio, uint64_t burst)
+{
+    return check_never_faster_w(f, rate, ratio, burst, 1);
 }
 
 Test(stream, rate_limited_stream_follows_schedule)
@@ -1339,7 +1476,7 @@ Test(stream, idle_time_is_not_caught_up_in_the_writer)
      * would send 5% more: 300 kB over this run, well above the slack). */
     uint64_t t_start = f.rec[first].t_ns, bytes = 0;
     for (size_t i = first; i < f.c.n_rec; i++) {
-        long double allowed = SLACK(sc.burst_size) + (long double)(f.rec[i].t_ns - t_start) / 8.0L;
+        long double allowed = SLACK(sc.burst_size, 1) + (long double)(f.rec[i].t_ns - t_start) / 8.0L;
         cr_assert((long double)bytes <= allowed, "packet %zu after idle: %" PRIu64 " bytes in %" PRIu64 " ns",
                   i - first, bytes, f.rec[i].t_ns - t_start);
         bytes += f.rec[i].size;
@@ -1742,5 +1879,214 @@ Test(stream, memory_registration_is_a_no_op_without_transport_support)
     cr_expect_eq(spc_stream_register_memory(s, pattern, 0, &m), -EINVAL);
     spc_stream_close(s);
     spc_stream_close(s2); /* still holding m2: freed at close */
+    spc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------ several writer threads */
+
+static void open_writers(struct fake *f, unsigned writers, unsigned substreams, size_t max_heaps,
+                         enum spc_on_full on_full, bool async)
+{
+    struct spc_stream_config sc = cfg_default();
+    sc.writer_threads = writers;
+    sc.max_heaps = max_heaps;
+    sc.on_full = on_full;
+    open_fake(f, &sc, substreams, NULL);
+    f->c.async = async;
+}
+
+/* Heaps in singles and in groups of 4 (alternately SERIAL and ROUND_ROBIN) spread over 4
+ * substreams and 2 writers: each writer's transport object sends only its substreams, each
+ * substream's packets come in submission order (heap by heap, offsets rising within a
+ * heap), and completions keep submission order. */
+static void writers_keep_order(bool async)
+{
+    enum { N = 400, SUB = 4, PER_HEAP = 3 };
+    struct fake f;
+    open_writers(&f, 2, SUB, 32, SPC_ON_FULL_BLOCK, async);
+    struct spc_heap *h = mk_heap(PER_HEAP * 1400);
+    struct done *d = done_new();
+    struct tag *tags = calloc(N, sizeof *tags);
+    int sent = 0;
+    while (sent < N) {
+        size_t k = sent % 3 == 0 && sent + 4 <= N ? 4 : 1;
+        struct spc_heap_ref refs[4];
+        for (size_t i = 0; i < k; i++)
+            refs[i] = (struct spc_heap_ref){h, (uint64_t)sent + i + 1, (uint32_t)((sent + i) % SUB), -1};
+        tags[sent] = (struct tag){d, sent};
+        enum spc_group_mode mode = (sent / 3) % 2 ? SPC_GROUP_ROUND_ROBIN : SPC_GROUP_SERIAL;
+        cr_assert_eq(spc_stream_send_heaps(f.s, refs, k, mode, on_done, &tags[sent]), 0);
+        sent += (int)k;
+    }
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    /* Completions: one per send call, in submission order. */
+    size_t n_done = done_count(d);
+    for (size_t i = 1; i < n_done; i++)
+        cr_assert_lt(d->order[i - 1], d->order[i], "completion %zu out of order", i);
+    cr_assert_eq(f.c.n_rec, (size_t)N * PER_HEAP);
+    uint64_t last_cnt[SUB] = {0}, last_off[SUB] = {0};
+    size_t per_object[2] = {0};
+    for (size_t i = 0; i < f.c.n_rec; i++) {
+        const struct sf_packet *p = &f.rec[i];
+        cr_assert_eq(p->status, 0);
+        cr_assert_eq(p->object, p->substream % 2, "substream %u sent by object %u", p->substream,
+                     p->object);
+        per_object[p->object]++;
+        unsigned ss = p->substream;
+        cr_assert_eq((p->cnt - 1) % SUB, ss, "heap cnt %" PRIu64 " on substream %u", p->cnt, ss);
+        if (p->cnt == last_cnt[ss]) {
+            cr_assert_gt(p->offset, last_off[ss], "substream %u: heap %" PRIu64 " offsets", ss,
+                         p->cnt);
+        } else {
+            /* Heaps of one substream: one after another, in submission order, except that
+             * round-robin groups interleave their own heaps (of which at most one per
+             * substream here, as a group of 4 spans 4 substreams). */
+            cr_assert_gt(p->cnt, last_cnt[ss], "substream %u: heap %" PRIu64 " after %" PRIu64,
+                         ss, p->cnt, last_cnt[ss]);
+            cr_assert_eq(p->offset, 0);
+        }
+        last_cnt[ss] = p->cnt;
+        last_off[ss] = p->offset;
+    }
+    cr_assert_eq(per_object[0], per_object[1], "both writers sent their half");
+    close_fake_n(&f, 2);
+    spc_heap_destroy(h);
+    done_free(d);
+    free(tags);
+}
+
+Test(stream, writer_threads_keep_substream_and_completion_order) { writers_keep_order(false); }
+Test(stream, writer_threads_keep_order_async) { writers_keep_order(true); }
+
+Test(stream, writer_threads_at_most_one_per_substream_and_per_writer_transports_only)
+{
+    struct fake f;
+    open_writers(&f, 4, 2, 8, SPC_ON_FULL_FAIL, false);
+    struct spc_heap *h = mk_heap(100);
+    for (uint32_t i = 0; i < 4; i++) {
+        struct spc_heap_ref r = {h, SPC_CNT_AUTO, i % 2, -1};
+        cr_assert_eq(spc_stream_send_sync(f.s, &r, NULL), 0);
+    }
+    close_fake_n(&f, 2); /* 4 asked for, 2 substreams */
+    /* The bytes transport cannot be opened per writer: one writer, one object. */
+    struct spc_stream *s;
+    char err[256];
+    cr_assert_eq(spc_stream_open_json(&s, "{\"transport\": \"bytes\", \"stream\": "
+                                          "{\"writer_threads\": 2}}", NULL, err, sizeof err), 0,
+                 "%s", err);
+    struct spc_heap_ref r = SPC_HEAP_REF(h);
+    cr_assert_eq(spc_stream_send_sync(s, &r, NULL), 0);
+    const uint8_t *data;
+    size_t len;
+    cr_assert_eq(spc_bytes_stream_data(s, &data, &len), 0);
+    cr_assert_eq((int64_t)len, spc_heap_wire_size(h, 1, 1472));
+    spc_stream_close(s);
+    spc_heap_destroy(h);
+}
+
+Test(stream, writer_threads_send_heaps_all_or_nothing)
+{
+    struct fake f;
+    open_writers(&f, 2, 2, 8, SPC_ON_FULL_FAIL, false);
+    struct spc_heap *h = mk_heap(3000);
+    struct done *d = done_new();
+    struct tag tags[3] = {{d, 0}, {d, 1}, {d, 2}};
+    fake_set_hold(&f, true); /* writers block in send: nothing completes */
+    struct spc_heap_ref refs[5];
+    for (uint32_t i = 0; i < 5; i++)
+        refs[i] = (struct spc_heap_ref){h, 100 + i, i % 2, -1};
+    cr_assert_eq(spc_stream_send_heaps(f.s, refs, 5, SPC_GROUP_SERIAL, on_done, &tags[0]), 0);
+    /* 3 slots left: a group of 4 is refused whole, one of 3 fits. */
+    for (uint32_t i = 0; i < 4; i++)
+        refs[i] = (struct spc_heap_ref){h, 200 + i, i % 2, -1};
+    cr_assert_eq(spc_stream_send_heaps(f.s, refs, 4, SPC_GROUP_ROUND_ROBIN, on_done, &tags[1]),
+                 -SPC_EQUEUE_FULL);
+    cr_assert_eq(spc_stream_send_heaps(f.s, refs, 3, SPC_GROUP_ROUND_ROBIN, on_done, &tags[2]), 0);
+    fake_set_hold(&f, false);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(done_count(d), 2);
+    cr_assert_eq(d->order[0], 0);
+    cr_assert_eq(d->order[1], 2);
+    cr_assert_eq(d->bytes[0], 5 * (uint64_t)spc_heap_wire_size(h, 1, 1472));
+    cr_assert_eq(d->bytes[2], 3 * (uint64_t)spc_heap_wire_size(h, 1, 1472));
+    for (size_t i = 0; i < f.c.n_rec; i++)
+        cr_assert(f.rec[i].cnt < 203, "a packet of the refused group's heap %" PRIu64, f.rec[i].cnt);
+    close_fake_n(&f, 2);
+    spc_heap_destroy(h);
+    done_free(d);
+}
+
+/* The rate holds for the stream as a whole: two writers share one limiter. */
+Test(stream, writer_threads_share_the_rate)
+{
+    struct fake f;
+    struct fclock fc = {.now = 1000000000, .link_ps_per_byte = 100}; /* 10 GB/s link */
+    struct spc_clock clk;
+    struct spc_stream_config sc = cfg_default();
+    sc.rate = 125e6;
+    sc.max_heaps = 16;
+    sc.on_full = SPC_ON_FULL_BLOCK;
+    sc.writer_threads = 2;
+    open_clocked_sub(&f, &fc, &clk, &sc, false, 2);
+    struct spc_heap *h = mk_heap(60000);
+    for (uint32_t i = 0; i < 400; i++) {
+        struct spc_heap_ref r = {h, SPC_CNT_AUTO, i % 2, -1};
+        cr_assert_eq(spc_stream_send(f.s, &r, NULL, NULL), 0);
+    }
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    double achieved = check_never_faster_w(&f, sc.rate, sc.burst_rate_ratio, sc.burst_size, 2);
+    double total = 400.0 * (double)spc_heap_wire_size(h, 1, 1472);
+    cr_assert(fabs(achieved - sc.rate) / sc.rate < 4.0 * sc.burst_size / total, "achieved %g B/s",
+              achieved);
+    size_t per_object[2] = {0};
+    for (size_t i = 0; i < f.c.n_rec && i < REC_CAP; i++)
+        per_object[f.rec[i].object]++;
+    cr_assert(per_object[0] > 0 && per_object[1] > 0);
+    close_fake_n(&f, 2);
+    spc_heap_destroy(h);
+}
+
+/* ------------------------------------------------------------ send_each */
+
+/* n heaps as n groups in one call: each completes on its own with its user pointer, in
+ * order; the lot costs the idle writer one wake-up and goes out in one batch; too little
+ * room or an invalid heap queues none of them. */
+Test(stream, send_each_queues_single_heaps_all_or_nothing)
+{
+    struct fake f;
+    open_cq(&f, 8);
+    struct spc_heap *h = mk_heap(1000);
+    struct spc_heap_ref refs[9];
+    void *users[9];
+    for (int i = 0; i < 9; i++) {
+        refs[i] = (struct spc_heap_ref)SPC_HEAP_REF(h);
+        users[i] = (void *)(intptr_t)(100 + i);
+    }
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 9, NULL, users), -SPC_EQUEUE_FULL);
+    refs[3].substream = 5;
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 4, NULL, users), -SPC_ESUBSTREAM);
+    refs[3].substream = 0;
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 4, NULL, NULL), -EINVAL);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    cr_assert_eq(f.c.n_rec, 0, "a refused call sent something");
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
+    spc_stream_get_stats(f.s, &st);
+    const uint64_t woken = st.writer_wakeups;
+    cr_assert_eq(spc_stream_send_each(f.s, refs, 8, NULL, users), 0);
+    cr_assert_eq(spc_stream_flush(f.s), 0);
+    spc_stream_get_stats(f.s, &st);
+    cr_assert_leq(st.writer_wakeups - woken, 1, "woken %" PRIu64 " times for one call",
+                  st.writer_wakeups - woken);
+    cr_assert_eq(f.c.n_batches, 1, "the 8 heaps went in %zu batches", f.c.n_batches);
+    struct spc_stream_completion c[16];
+    cr_assert_eq(spc_stream_drain(f.s, c, 16), 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq((intptr_t)c[i].user, 100 + i);
+        cr_assert_eq((int64_t)c[i].bytes, spc_heap_wire_size(h, 1, 1472));
+    }
+    /* Distinct automatic cnts, in order. */
+    for (size_t i = 1; i < f.c.n_rec; i++)
+        cr_assert_eq(f.rec[i].cnt, f.rec[i - 1].cnt + 1);
+    close_fake(&f);
     spc_heap_destroy(h);
 }

@@ -1,4 +1,5 @@
-/* Send streams (SPEC §3): a queue of heaps, one writer thread that packetizes them, paces
+/* Send streams (SPEC §3): a queue of heaps, a writer thread (or writer_threads of them,
+ * each with its share of the substreams: see config.h) that packetizes them, paces
  * them with the software rate limiter (unless the transport paces in hardware) and hands
  * the transport batches of packets (up to 1024 packets or 1 MiB each, spanning heaps and
  * groups, fewer where the rate limiter must wait), and completions through callbacks, a
@@ -21,7 +22,8 @@
  * - Every function here is thread-safe unless stated otherwise; sends may come from
  *   many threads at once. Heaps accepted by concurrent calls are queued in the order the
  *   calls took the queue's lock.
- * - Completion callbacks run on the stream's writer thread, one at a time, in order.
+ * - Completion callbacks run on a writer thread of the stream (with several writers,
+ *   whichever retires the group), one at a time, in order.
  *   They may call the asynchronous sends (with on_full "block" a full queue then fails
  *   with -SPC_EQUEUE_FULL instead of waiting), spc_stream_drain and the queries; the
  *   synchronous sends and spc_stream_flush return -EDEADLK there, and
@@ -139,6 +141,9 @@ struct spc_stream_stats {
     uint64_t sleep_late_ns;     /* sum over waits of (time the wait ended - target) */
     uint64_t sleep_late_max_ns; /* largest such lateness */
     uint64_t spin_ns;      /* time spent busy-waiting at the end of waits */
+    uint64_t writer_wakeups; /* times the idle writer was woken for new work */
+    uint64_t cq_signals;   /* eventfd signals of the completion queue (at most one per run
+                              of completions, none while one is unread) */
 };
 #define SPC_STREAM_STATS_INIT ((struct spc_stream_stats){.struct_size = sizeof(struct spc_stream_stats)})
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out);
@@ -195,6 +200,15 @@ int spc_stream_send_heap(struct spc_stream *s, const struct spc_heap *heap, spc_
 int spc_stream_send_heaps(struct spc_stream *s, const struct spc_heap_ref *refs, size_t n,
                           enum spc_group_mode mode, spc_send_callback cb, void *user);
 
+/* Queues n heaps as n groups of one, all or nothing (as spc_stream_send_heaps: any invalid
+ * heap or too little room for all n queues none): heap i completes on its own, with
+ * cb(users[i], ...) (or into the completion queue with users[i] when cb is NULL). One
+ * call, one lock and at most one writer wake-up for the lot: an event loop refilling its
+ * window after a drain uses it instead of n spc_stream_send calls. users is borrowed for
+ * the call. Errors: those of spc_stream_send_heaps; -EINVAL for NULL users or n == 0. */
+int spc_stream_send_each(struct spc_stream *s, const struct spc_heap_ref *refs, size_t n,
+                         spc_send_callback cb, void *const *users);
+
 /* Synchronous versions: queue (as above), then wait for the completion. Return the
  * send's error, else the completion status; *bytes (may be NULL) receives the bytes
  * sent. -EDEADLK from a completion callback. */
@@ -247,8 +261,11 @@ struct spc_stream_completion {
 
 /* An eventfd that is readable exactly while the completion queue is not empty, for
  * poll/epoll/an event loop (level-triggered; with edge triggering, drain until a call
- * returns fewer than max). Owned by the stream; valid until close. Returns the fd, or
- * -SPC_ENOTSUP when the stream was opened without completion_queue. */
+ * returns fewer than max). It is signalled once per run of completions the writer
+ * delivers, and not again until a drain has emptied the queue, so a consumer that drains
+ * everything at each wake-up pays one wake-up per run, not per heap. Owned by the
+ * stream; valid until close. Returns the fd, or -SPC_ENOTSUP when the stream was opened
+ * without completion_queue. */
 int spc_stream_completion_fd(struct spc_stream *s);
 
 /* Moves up to max queued completions, oldest first, into out. Returns how many (0 when

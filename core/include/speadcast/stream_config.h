@@ -44,6 +44,8 @@ const char *const *spc_on_full_names(void);
 #define SPC_STREAM_DEFAULT_RATE_METHOD SPC_RATE_METHOD_AUTO
 #define SPC_STREAM_DEFAULT_ON_FULL SPC_ON_FULL_FAIL
 #define SPC_STREAM_MAX_PACKET_SIZE 16777216u
+#define SPC_STREAM_DEFAULT_WRITER_THREADS 1u
+#define SPC_STREAM_MAX_WRITER_THREADS 64u
 
 /* The "stream" section. Sized (struct_size first, fields only appended): a caller sets
  * struct_size = sizeof(struct spc_stream_config), as SPC_STREAM_CONFIG_DEFAULT does;
@@ -54,7 +56,13 @@ const char *const *spc_on_full_names(void);
  *   burst_size       bytes sent back to back
  *   max_heaps        >= 1
  *   burst_rate_ratio >= 1
- *   flavour          heap_address_bits 8..56, a multiple of 8; bug_compat 0..7 */
+ *   flavour          heap_address_bits 8..56, a multiple of 8; bug_compat 0..7
+ *   writer_threads   1 .. SPC_STREAM_MAX_WRITER_THREADS: writer threads that share the
+ *                    substreams (substream i goes to writer i % n). Used only where the
+ *                    transport declares SPC_TRANSPORT_CAP_PER_WRITER (udp), and at most
+ *                    one per substream; elsewhere one (a warning is logged). Each
+ *                    substream's packets keep their order, completions keep submission
+ *                    order, and the rate holds for the stream as a whole. */
 struct spc_stream_config {
     uint32_t struct_size;
     size_t max_packet_size;
@@ -65,6 +73,7 @@ struct spc_stream_config {
     enum spc_rate_method rate_method;
     enum spc_on_full on_full;
     struct spc_flavour flavour;
+    unsigned writer_threads;
 };
 
 #define SPC_STREAM_CONFIG_DEFAULT                                                      \
@@ -76,7 +85,8 @@ struct spc_stream_config {
                                 .burst_rate_ratio = SPC_STREAM_DEFAULT_BURST_RATE_RATIO, \
                                 .rate_method = SPC_STREAM_DEFAULT_RATE_METHOD,           \
                                 .on_full = SPC_STREAM_DEFAULT_ON_FULL,                   \
-                                .flavour = {.heap_address_bits = SPC_FLAVOUR_DEFAULT_HEAP_ADDRESS_BITS}})
+                                .flavour = {.heap_address_bits = SPC_FLAVOUR_DEFAULT_HEAP_ADDRESS_BITS}, \
+                                .writer_threads = SPC_STREAM_DEFAULT_WRITER_THREADS})
 
 /* Checks struct_size and every bound above. Errors: -SPC_ECONFIG (text names the field,
  * e.g. "stream.max_heaps: 0 is below 1"), -EINVAL for cfg NULL or a struct_size too small

@@ -30,7 +30,9 @@
  * Threads
  * - The core calls the ops of one object from one thread at a time (a stream's writer
  *   thread, or the opener for open/close); different objects of the same plugin may be
- *   used from different threads at once, so global plugin state needs its own lock.
+ *   used from different threads at once, so global plugin state needs its own lock. A
+ *   stream with several writer threads opens one object per writer, only for plugins
+ *   that declare SPC_TRANSPORT_CAP_PER_WRITER (see there).
  * - A plugin that starts threads joins them in close. It never writes to stderr: it logs
  *   through svc->log. Completions (svc->complete) are delivered only from inside send,
  *   poll, flush or close, on the calling thread (libfabric's manual progress): a plugin
@@ -170,6 +172,13 @@ struct spc_string_list {
 #define SPC_TRANSPORT_CAP_HW_RATE 8u  /* may pace in hardware: with rate_method hw it is
                                          offered params->rate and reports with
                                          svc->set_hw_paced whether it paces */
+/* The stream may open one object per writer thread (stream option writer_threads), all
+ * with the same options, each driven by its own thread and sending only its writer's
+ * substreams (i % writers): the objects must be independent (no shared per-object state;
+ * global state under the plugin's own lock) and the receiver must accept a substream's
+ * packets from any of them (udp: each object has its own sockets to the same endpoints).
+ * Without it a stream drives one object from one writer thread. */
+#define SPC_TRANSPORT_CAP_PER_WRITER 16u
 
 /* =========================================================== the per-stream object */
 
