@@ -1,6 +1,7 @@
 /* speadcast-recv's file sources: pcap captures and files of SPEAD packets back to back. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,10 @@
 
 /* A source that is not [host]:port names a file: a pcap capture (as the pcap transport
  * or tcpdump writes; UDP payloads in Ethernet, Linux cooked or raw IP frames) or SPEAD
- * packets back to back (as the bytes transport or a file-writing plugin produces). */
+ * packets back to back (as the bytes transport or a file-writing plugin produces). A
+ * regular file is read through before the main loop; anything else (a pipe, a FIFO, a
+ * device) is opened without blocking and read as data comes, so --timeout holds while a
+ * FIFO waits for its writer. Which format it is shows in the first bytes read. */
 int spct_rx_open_file(struct spct_rx *rx, size_t index, const char *path)
 {
     struct spct_rx_source *s = spct_rx_add_source(rx);
@@ -20,39 +24,51 @@ int spct_rx_open_file(struct spct_rx *rx, size_t index, const char *path)
         return -1;
     s->kind = SRC_FILE;
     s->index = index;
+    s->pcap = -1; /* not known yet */
     snprintf(s->name, sizeof s->name, "%s", path);
-    s->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0) {
+    s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (s->fd < 0 || fstat(s->fd, &st) < 0) {
         fprintf(rx->err, RECV_PROG ": %s: %s\n", path, strerror(errno));
         return -1;
     }
+    s->polled = !S_ISREG(st.st_mode);
+    if (!s->polled)
+        fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
     s->cap = (size_t)rx->o->packet + (1u << 20);
     s->buf = malloc(s->cap);
     if (!s->buf)
         return -1;
-    uint8_t magic[4];
-    ssize_t n = pread(s->fd, magic, 4, 0);
-    uint32_t be = n == 4 ? (uint32_t)magic[0] << 24 | (uint32_t)magic[1] << 16 |
-                               (uint32_t)magic[2] << 8 | magic[3]
-                         : 0;
-    uint32_t le = n == 4 ? (uint32_t)magic[3] << 24 | (uint32_t)magic[2] << 16 |
-                               (uint32_t)magic[1] << 8 | magic[0]
-                         : 0;
+    return spct_rx_make_decoder(rx, s);
+}
+
+/* Tells the format from the first bytes: 0 known, 1 wait for more, -1 neither (said). */
+static int detect_format(struct spct_rx *rx, struct spct_rx_source *s, bool at_end)
+{
+    if (s->pcap >= 0)
+        return 0;
+    if (s->len < 4 && !at_end)
+        return 1;
+    const uint8_t *m = s->buf;
+    uint32_t be = s->len >= 4 ? (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 |
+                                    (uint32_t)m[2] << 8 | m[3]
+                              : 0;
+    uint32_t le = s->len >= 4 ? (uint32_t)m[3] << 24 | (uint32_t)m[2] << 16 |
+                                    (uint32_t)m[1] << 8 | m[0]
+                              : 0;
     if (be == 0xa1b2c3d4u || be == 0xa1b23c4du) {
         s->pcap = 1;
         s->pcap_swapped = false; /* fields big-endian */
     } else if (le == 0xa1b2c3d4u || le == 0xa1b23c4du) {
         s->pcap = 1;
         s->pcap_swapped = true; /* fields little-endian */
-    } else if (n >= 1 && magic[0] == 0x53) {
-        s->pcap = 0;
-    } else if (n == 0) {
-        s->pcap = 0; /* empty: nothing to read */
+    } else if (s->len == 0 || m[0] == 0x53) {
+        s->pcap = 0; /* SPEAD packets (or empty: nothing to read) */
     } else {
-        fprintf(rx->err, RECV_PROG ": %s: neither a pcap capture nor SPEAD packets\n", path);
+        fprintf(rx->err, RECV_PROG ": %s: neither a pcap capture nor SPEAD packets\n", s->name);
         return -1;
     }
-    return spct_rx_make_decoder(rx, s);
+    return 0;
 }
 
 static uint32_t pcap_u32(const struct spct_rx_source *s, const uint8_t *p)
@@ -161,32 +177,43 @@ static int parse_pcap(struct spct_rx *rx, struct spct_rx_source *s)
     return 0;
 }
 
+/* Reads what there is: a regular file to its end, a polled one until it would block. */
 void spct_rx_read_file(struct spct_rx *rx, struct spct_rx_source *s)
 {
     while (!s->done && !spct_rx_finished(rx) && !spct_interrupted) {
         ssize_t n = read(s->fd, s->buf + s->len, s->cap - s->len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            if (n < 0)
-                fprintf(rx->err, RECV_PROG ": %s: %s\n", s->name, strerror(errno));
-            else if (s->pcap && s->len && rx->complaints_bad++ < RECV_MAX_COMPLAINTS)
-                fprintf(rx->err, RECV_PROG ": %s: ends inside a record\n", s->name);
-            if (s->pcap)
-                s->len = 0;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* polled: the main loop calls again when there is more */
+        bool broken = false;
+        if (n > 0) {
+            spct_rx_note_packet(rx);
+            s->len += (size_t)n;
+        }
+        int fmt = detect_format(rx, s, n <= 0);
+        if (fmt < 0)
+            broken = true;
+        else if (fmt == 0 && s->pcap)
+            broken = parse_pcap(rx, s) < 0;
+        else if (fmt == 0)
+            spct_rx_parse_stream(rx, s);
+        if (n < 0) {
+            fprintf(rx->err, RECV_PROG ": %s: %s\n", s->name, strerror(errno));
+            broken = true;
+        } else if (n == 0 && s->pcap > 0 && s->len && !broken &&
+                   rx->complaints_bad++ < RECV_MAX_COMPLAINTS) {
+            fprintf(rx->err, RECV_PROG ": %s: ends inside a record\n", s->name);
+        }
+        if (broken) {
+            rx->source_failed = true;
+            s->len = 0; /* said why already: no "ended inside a packet" as well */
+        }
+        if (n <= 0 || broken || s->done) {
+            if (s->pcap > 0)
+                s->len = 0; /* a partial record was reported above */
             spct_rx_end_source(rx, s);
             return;
         }
-        spct_rx_note_packet(rx);
-        s->len += (size_t)n;
-        if (s->pcap) {
-            if (parse_pcap(rx, s) < 0)
-                s->done = true;
-        } else {
-            spct_rx_parse_stream(rx, s);
-        }
-        if (s->done)
-            spct_rx_end_source(rx, s);
     }
 }
-

@@ -182,6 +182,10 @@ int spct_rx_open_tcp(struct spct_rx *rx, size_t index, const char *text)
     return 0;
 }
 
+/* How long a listener rests after accept() ran out of file descriptors: the pending
+ * connection keeps it readable, so polling it at once would spin. */
+#define ACCEPT_BACKOFF 0.25
+
 void spct_rx_accept_tcp(struct spct_rx *rx, size_t listener)
 {
     for (;;) {
@@ -189,8 +193,26 @@ void spct_rx_accept_tcp(struct spct_rx *rx, size_t listener)
         socklen_t plen = sizeof peer;
         int fd = accept4(rx->src[listener].fd, (struct sockaddr *)&peer, &plen,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                if (!rx->warned_accept) {
+                    fprintf(rx->err, RECV_PROG ": %s: cannot accept connections: %s (too many "
+                            "open files?); retrying every %g s\n", rx->src[listener].name,
+                            strerror(errno), ACCEPT_BACKOFF);
+                    rx->warned_accept = true;
+                }
+                rx->src[listener].paused_until = spct_now() + ACCEPT_BACKOFF;
+            }
             return;
+        }
+        if (rx->n_conns >= rx->o->max_connections) {
+            close(fd);
+            if (rx->r.connections_refused++ == 0)
+                fprintf(rx->err, RECV_PROG ": %s: connections beyond --max-connections %" PRIu64
+                        " are closed at once (counted in the summary)\n",
+                        rx->src[listener].name, rx->o->max_connections);
+            continue;
+        }
         size_t index = rx->src[listener].index;
         struct spct_rx_source *s = spct_rx_add_source(rx); /* may move rx->src */
         if (!s) {
@@ -208,6 +230,7 @@ void spct_rx_accept_tcp(struct spct_rx *rx, size_t listener)
             s->done = true;
             return;
         }
+        rx->n_conns++;
     }
 }
 

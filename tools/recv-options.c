@@ -15,6 +15,11 @@ void spct_recv_defaults(struct spct_recv_opts *o)
     o->max_heap_size = 256u << 20;
     o->heaps = -1;
     o->stops = -1;
+    o->first_cnt = 1;
+    o->substream_count = 1;
+    o->max_memory = UINT64_C(1) << 30;
+    o->max_connections = 64;
+    o->max_descriptors = 65536;
 }
 
 void spct_recv_opts_free(struct spct_recv_opts *o)
@@ -69,8 +74,23 @@ int spct_recv_parse(struct spct_recv_opts *o, int argc, char **argv, FILE *out, 
          "give up when no packet came for this long after the first (0 = never)", true, true, 0,
          1e9, NULL},
         {"ready-file", SPCT_OPT_STRING, &o->ready_file, NULL, "FILE",
-         "once listening, write the bound host:port of each source to FILE (one per line)",
-         false, false, 0, 0, NULL},
+         "once listening, write the bound host:port of each source to FILE (one per line; "
+         "FILE must be a regular file if it exists)", false, false, 0, 0, NULL},
+        {"first-cnt", SPCT_OPT_UINT, &o->first_cnt, NULL, "CNT",
+         "--verify: the cnt of the sender's first heap", true, false, 0, 0,
+         NULL},
+        {"substream", SPCT_OPT_STRING, &o->substream, NULL, "I/N",
+         "--verify: these sources carry substream I of the sender's N (heap cnts first+I, "
+         "first+I+N, ...)", false, false, 0, 0, NULL},
+        {"max-memory", SPCT_OPT_UINT, &o->max_memory, NULL, "BYTES",
+         "memory the heaps being reassembled may hold, all sources together; packets "
+         "beyond it are refused and counted", true, true, 65536, 1125899906842624.0, NULL},
+        {"max-connections", SPCT_OPT_UINT, &o->max_connections, NULL, "N",
+         "TCP connections open at once; later ones are closed and counted", true, true, 1,
+         65536, NULL},
+        {"max-descriptors", SPCT_OPT_UINT, &o->max_descriptors, NULL, "N",
+         "item descriptors kept; new IDs beyond it are counted and not kept", true, true, 0,
+         16777216, NULL},
     };
     char **pos;
     size_t n_pos;
@@ -94,6 +114,26 @@ int spct_recv_parse(struct spct_recv_opts *o, int argc, char **argv, FILE *out, 
     }
     if (o->tcp && !o->given_packet)
         o->packet = 65536;
+    if (o->substream) {
+        char *slash = strchr(o->substream, '/');
+        uint64_t i, n;
+        const char *why = "expected I/N";
+        if (!slash || slash == o->substream ||
+            spct_parse_u64(slash + 1, &n, &why) < 0 || n == 0 || n > 65536) {
+            fprintf(err, RECV_PROG ": --substream '%s': %s (N from 1 to 65536)\n", o->substream,
+                    why);
+            return SPCT_EXIT_USAGE;
+        }
+        char idx[32];
+        snprintf(idx, sizeof idx, "%.*s", (int)(slash - o->substream), o->substream);
+        if (spct_parse_u64(idx, &i, &why) < 0 || i >= n) {
+            fprintf(err, RECV_PROG ": --substream '%s': I must be a substream index below N\n",
+                    o->substream);
+            return SPCT_EXIT_USAGE;
+        }
+        o->substream_index = i;
+        o->substream_count = n;
+    }
     for (size_t i = 0; i < n_pos; i++) {
         if (o->inproc) {
             if (strlen(pos[i]) > SPC_INPROC_NAME_MAX) {

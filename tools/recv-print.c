@@ -1,6 +1,7 @@
 /* speadcast-recv's output: heaps, stop heaps, descriptors and the summary, as text or as
  * one JSON object per line. */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,20 +9,20 @@
 
 /* ------------------------------------------------------------ printing values */
 
-static void print_shape(FILE *f, const int64_t *shape, size_t n, bool json)
+static void print_shape(FILE *f, const int64_t *shape, size_t n)
 {
-    fputc(json ? '[' : '(', f);
+    fputc('(', f);
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputs(", ", f);
         if (shape[i] < 0)
-            fputs(json ? "-1" : "?", f);
+            fputs("?", f);
         else
             fprintf(f, "%" PRId64, shape[i]);
     }
-    if (!json && n == 1)
+    if (n == 1)
         fputc(',', f);
-    fputc(json ? ']' : ')', f);
+    fputc(')', f);
 }
 
 /* Element layout of a simple numeric dtype (">u4", "<i2", "|u1", "<f8") or a single
@@ -140,30 +141,31 @@ static void print_desc_text(FILE *f, const struct spc_descriptor_info *d)
         fputc(']', f);
     }
     fputs(", shape ", f);
-    print_shape(f, d->shape, d->n_dims, false);
+    print_shape(f, d->shape, d->n_dims);
     fputc('\n', f);
 }
 
-static void print_desc_json(FILE *f, const struct spc_descriptor_info *d)
+static json_t *shape_json(const int64_t *shape, size_t n)
 {
-    fprintf(f, "{\"id\": %" PRIu64 ", \"name\": ", d->id);
-    spct_json_string(f, d->name);
-    fputs(", \"description\": ", f);
-    spct_json_string(f, d->description);
-    fputs(", \"shape\": ", f);
-    print_shape(f, d->shape, d->n_dims, true);
-    fputs(", \"dtype\": ", f);
-    spct_json_string(f, d->dtype);
-    fputs(", \"format\": [", f);
-    for (size_t i = 0; i < d->n_format; i++) {
-        char t[2] = {d->format[i].type, '\0'};
-        fprintf(f, "%s[", i ? ", " : "");
-        spct_json_string(f, t);
-        fprintf(f, ", %" PRIu32 "]", d->format[i].bits);
-    }
-    fputs("]}", f);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(shape[i] < 0 ? -1 : shape[i]));
+    return a;
 }
 
+static json_t *desc_json(const struct spc_descriptor_info *d)
+{
+    json_t *format = json_array();
+    for (size_t i = 0; i < d->n_format; i++) {
+        char type[2] = {d->format[i].type, '\0'};
+        json_array_append_new(format, json_pack("[o, I]", spct_json_text(type),
+                                                (json_int_t)d->format[i].bits));
+    }
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "id", spct_json_u64(d->id), "name",
+                     spct_json_text(d->name), "description", spct_json_text(d->description),
+                     "shape", shape_json(d->shape, d->n_dims), "dtype", spct_json_text(d->dtype),
+                     "format", format);
+}
 
 void spct_rx_print_stop(struct spct_rx *rx, const struct spct_rx_source *s,
                         const struct spc_decoded_heap *h, double at)
@@ -173,11 +175,10 @@ void spct_rx_print_stop(struct spct_rx *rx, const struct spct_rx_source *s,
     if (o->quiet) {
         /* summary only */
     } else if (o->json) {
-        fprintf(out, "{\"type\": \"stop\", \"cnt\": %" PRIu64 ", \"source\": %zu, "
-                "\"heap_address_bits\": %u, \"at\": ", h->cnt, s->index,
-                h->flavour.heap_address_bits);
-        spct_json_double(out, at);
-        fputs("}\n", out);
+        spct_json_print(out, json_pack("{s:s, s:o, s:o, s:i, s:o}", "type", "stop", "cnt",
+                                       spct_json_u64(h->cnt), "source", spct_json_u64(s->index),
+                                       "heap_address_bits", (int)h->flavour.heap_address_bits,
+                                       "at", spct_json_real(at)));
     } else {
         fprintf(out, "Received stop heap %" PRIu64 " at %.6f from %s\n", h->cnt, at, s->name);
     }
@@ -192,53 +193,39 @@ void spct_rx_print_heap(struct spct_rx *rx, const struct spct_rx_source *s,
     if (o->quiet) {
         /* summary only */
     } else if (o->json) {
-        fprintf(out, "{\"type\": \"heap\", \"cnt\": %" PRIu64 ", \"source\": %zu, "
-                "\"heap_address_bits\": %u, \"at\": ", h->cnt, s->index,
-                h->flavour.heap_address_bits);
-        spct_json_double(out, at);
-        fprintf(out, ", \"complete\": %s, \"heap_size\": ", h->complete ? "true" : "false");
-        if (h->heap_size == UINT64_MAX)
-            fputs("null", out);
-        else
-            fprintf(out, "%" PRIu64, h->heap_size);
-        fprintf(out, ", \"received\": %" PRIu64 ", \"packets\": %zu, \"descriptors\": [",
-                h->received, h->n_packets);
-        bool first = true;
-        for (size_t i = 0; i < h->n_items; i++)
-            if (h->items[i].id == SPC_ID_DESCRIPTOR) {
-                struct spc_descriptor_info *info;
-                if (spc_descriptor_parse(&h->items[i], &h->flavour, &info) == 0) {
-                    fputs(first ? "" : ", ", out);
-                    print_desc_json(out, info);
-                    spc_descriptor_info_free(info);
-                    first = false;
-                }
-            }
-        fputs("], \"items\": [", out);
-        first = true;
+        json_t *descs = json_array(), *items = json_array();
         for (size_t i = 0; i < h->n_items; i++) {
             const struct spc_decoded_item *it = &h->items[i];
-            if (it->id == SPC_ID_DESCRIPTOR)
+            if (it->id == SPC_ID_DESCRIPTOR) {
+                struct spc_descriptor_info *info;
+                if (spc_descriptor_parse(it, &h->flavour, &info) == 0) {
+                    json_array_append_new(descs, desc_json(info));
+                    spc_descriptor_info_free(info);
+                }
                 continue;
+            }
             const struct spc_descriptor_info *d = spct_rx_find_desc(rx, it->id);
             const uint8_t *data;
             size_t len;
             item_bytes(it, d, &data, &len);
-            fprintf(out, "%s{\"id\": %" PRIu64 ", \"name\": ", first ? "" : ", ", it->id);
-            spct_json_string(out, d ? d->name : NULL);
-            fprintf(out, ", \"bytes\": %zu, \"immediate\": %s}", len,
-                    it->immediate ? "true" : "false");
-            first = false;
+            json_array_append_new(items, json_pack("{s:o, s:o, s:o, s:b}", "id",
+                                                   spct_json_u64(it->id), "name",
+                                                   spct_json_text(d ? d->name : NULL), "bytes",
+                                                   spct_json_u64(len), "immediate",
+                                                   it->immediate));
         }
-        fputs("], \"verify\": ", out);
-        fputs(!o->verify || !h->complete ? "null"
-              : verdict > 0             ? "\"ok\""
-              : verdict == 0            ? "\"no data\""
-                                        : "\"corrupt\"",
-              out);
-        fputs(", \"problem\": ", out);
-        spct_json_string(out, why[0] ? why : NULL);
-        fputs("}\n", out);
+        const char *verify = !o->verify || !h->complete ? NULL
+                             : verdict > 0             ? "ok"
+                             : verdict == 0            ? "no data"
+                                                       : "corrupt";
+        spct_json_print(out, json_pack(
+            "{s:s, s:o, s:o, s:i, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "type", "heap",
+            "cnt", spct_json_u64(h->cnt), "source", spct_json_u64(s->index), "heap_address_bits",
+            (int)h->flavour.heap_address_bits, "at", spct_json_real(at), "complete", h->complete,
+            "heap_size", h->heap_size == UINT64_MAX ? json_null() : spct_json_u64(h->heap_size),
+            "received", spct_json_u64(h->received), "packets", spct_json_u64(h->n_packets),
+            "descriptors", descs, "items", items, "verify", spct_json_text(verify), "problem",
+            spct_json_text(why[0] ? why : NULL)));
     } else {
         if (h->complete)
             fprintf(out, "Received heap %" PRIu64 " at %.6f: %" PRIu64 " bytes in %zu packets\n",
@@ -270,30 +257,46 @@ void spct_rx_print_summary(struct spct_rx *rx, bool ok)
     double gbps = r->seconds > 0 ? r->bytes * 8e-9 / r->seconds : 0.0;
     FILE *out = rx->out;
     if (rx->o->json) {
-        fprintf(out,
-                "{\"type\": \"summary\", \"heaps\": %" PRIu64 ", \"complete\": %" PRIu64
-                ", \"incomplete\": %" PRIu64 ", \"corrupt\": %" PRIu64 ", \"missing\": %" PRIu64
-                ", \"stops\": %" PRIu64 ", \"stops_expected\": %" PRIu64 ", \"packets\": %" PRIu64
-                ", \"bad_packets\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"seconds\": ",
-                r->heaps, r->complete, r->incomplete, r->corrupt, r->missing, r->stops,
-                rx->stops_expected, r->packets, r->bad_packets, r->bytes);
-        spct_json_double(out, r->seconds);
-        fputs(", \"gbps\": ", out);
-        spct_json_double(out, gbps);
-        fprintf(out, ", \"verify\": %s, \"verified\": %" PRIu64
-                ", \"timed_out\": %s, \"finished\": %s, \"ok\": %s}\n",
-                rx->o->verify ? "true" : "false", r->verified, r->timed_out ? "true" : "false",
-                r->finished ? "true" : "false", ok ? "true" : "false");
+        json_t *j = json_pack(
+            "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "type",
+            "summary", "heaps", spct_json_u64(r->heaps), "complete", spct_json_u64(r->complete),
+            "incomplete", spct_json_u64(r->incomplete), "corrupt", spct_json_u64(r->corrupt),
+            "missing", spct_json_u64(r->missing), "duplicates", spct_json_u64(r->duplicates),
+            "duplicate_packets", spct_json_u64(r->duplicate_packets), "unexpected",
+            spct_json_u64(r->unexpected), "stops", spct_json_u64(r->stops), "stops_expected",
+            spct_json_u64(rx->stops_expected), "packets", spct_json_u64(r->packets),
+            "bad_packets", spct_json_u64(r->bad_packets), "bytes", spct_json_u64(r->bytes));
+        json_object_set_new(j, "memory_refused", spct_json_u64(r->memory_refused));
+        json_object_set_new(j, "connections_refused", spct_json_u64(r->connections_refused));
+        json_object_set_new(j, "descriptors_dropped", spct_json_u64(r->descriptors_dropped));
+        json_object_set_new(j, "seconds", spct_json_real(r->seconds));
+        json_object_set_new(j, "gbps", spct_json_real(gbps));
+        json_object_set_new(j, "verify", json_boolean(rx->o->verify));
+        json_object_set_new(j, "verified", spct_json_u64(r->verified));
+        json_object_set_new(j, "timed_out", json_boolean(r->timed_out));
+        json_object_set_new(j, "finished", json_boolean(r->finished));
+        json_object_set_new(j, "ok", json_boolean(ok));
+        spct_json_print(out, j);
     } else {
         fprintf(out, "Received %" PRIu64 " heaps: %" PRIu64 " complete, %" PRIu64
                 " incomplete, %" PRIu64 " corrupt", r->heaps, r->complete, r->incomplete,
                 r->corrupt);
         if (rx->o->verify)
             fprintf(out, ", %" PRIu64 " missing", r->missing);
+        if (r->duplicates)
+            fprintf(out, ", %" PRIu64 " duplicated", r->duplicates);
+        if (r->unexpected)
+            fprintf(out, ", %" PRIu64 " outside the sequence", r->unexpected);
         fprintf(out, "; %" PRIu64 " of %" PRIu64 " stop heaps; %" PRIu64 " packets, %" PRIu64
                 " bad\n", r->stops, rx->stops_expected, r->packets, r->bad_packets);
         fprintf(out, "Received %" PRIu64 " payload bytes in %g seconds, %g Gb/s\n", r->bytes,
                 r->seconds, gbps);
+        if (r->duplicate_packets || r->memory_refused || r->connections_refused ||
+            r->descriptors_dropped)
+            fprintf(out, "Also: %" PRIu64 " late duplicate packets, %" PRIu64 " packets over "
+                    "--max-memory, %" PRIu64 " connections over --max-connections, %" PRIu64
+                    " descriptors over --max-descriptors\n", r->duplicate_packets,
+                    r->memory_refused, r->connections_refused, r->descriptors_dropped);
         if (rx->o->verify)
             fprintf(out, "Verify: %s (%" PRIu64 " heaps checked)%s\n", ok ? "OK" : "FAILED",
                     r->verified,

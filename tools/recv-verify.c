@@ -1,24 +1,117 @@
-/* speadcast-recv --verify: the data pattern of each heap and the heap cnts seen. */
+/* speadcast-recv --verify: the heap cnts the sender's sequence promises, and the data
+ * pattern of each heap.
+ *
+ * The sender numbers its heaps first, first + 1, ... (--first-cnt, 1 by default) and
+ * deals them round-robin over its substreams; a receiver of substream i of n
+ * (--substream i/n) expects cnts first + i, first + i + n, ... Position k of the share is
+ * cnt first + i + k n; two bitmaps over positions say which arrived and which arrived
+ * complete. The lowest stop heap cnt ends the sequence (the sender's stop heaps follow
+ * its last data heap), so losses at both ends are counted; without a stop heap the last
+ * data heap received ends it (and the run did not finish anyway).
+ */
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "recv.h"
 
-void spct_rx_note_cnt(struct spct_rx *rx, uint64_t cnt)
+/* Positions tracked (16 MiB per bitmap); heaps further out are counted unexpected. */
+#define MAX_POSITIONS (UINT64_C(1) << 27)
+
+static bool bit(const uint8_t *map, uint64_t k)
 {
-    if (rx->n_cnts == 0 || cnt < rx->cnt_min)
-        rx->cnt_min = cnt;
-    if (rx->n_cnts == 0 || cnt > rx->cnt_max)
-        rx->cnt_max = cnt;
-    rx->n_cnts++;
+    return map[k / 8] >> (k % 8) & 1;
 }
 
-/* Heaps missing from the cnt range seen (each cnt is expected once). */
-uint64_t spct_rx_count_missing(const struct spct_rx *rx)
+static void set_bit(uint8_t *map, uint64_t k)
 {
-    if (rx->n_cnts == 0)
+    map[k / 8] |= (uint8_t)(1u << (k % 8));
+}
+
+static int grow_maps(struct spct_rx_seq *q, uint64_t k)
+{
+    if (k < q->cap)
         return 0;
-    uint64_t span = rx->cnt_max - rx->cnt_min + 1;
-    return span > rx->n_cnts ? span - rx->n_cnts : 0;
+    uint64_t cap = q->cap ? q->cap : 4096;
+    while (cap <= k)
+        cap *= 2;
+    if (cap > MAX_POSITIONS)
+        cap = MAX_POSITIONS;
+    uint8_t *seen = realloc(q->seen, (size_t)(cap / 8));
+    if (!seen)
+        return -1;
+    q->seen = seen;
+    uint8_t *complete = realloc(q->complete, (size_t)(cap / 8));
+    if (!complete)
+        return -1;
+    q->complete = complete;
+    memset(q->seen + q->cap / 8, 0, (size_t)((cap - q->cap) / 8));
+    memset(q->complete + q->cap / 8, 0, (size_t)((cap - q->cap) / 8));
+    q->cap = cap;
+    return 0;
+}
+
+void spct_rx_seq_init(struct spct_rx_seq *q, uint64_t first, uint64_t index, uint64_t count)
+{
+    memset(q, 0, sizeof *q);
+    q->first = first;
+    q->index = index;
+    q->count = count ? count : 1;
+    q->end = UINT64_MAX;
+}
+
+void spct_rx_seq_free(struct spct_rx_seq *q)
+{
+    free(q->seen);
+    free(q->complete);
+    q->seen = q->complete = NULL;
+    q->cap = 0;
+}
+
+void spct_rx_seq_stop(struct spct_rx_seq *q, uint64_t cnt)
+{
+    if (cnt < q->end)
+        q->end = cnt;
+}
+
+enum spct_rx_seq_kind spct_rx_seq_data(struct spct_rx_seq *q, uint64_t cnt, bool complete)
+{
+    uint64_t base = q->first + q->index;
+    if (cnt < base || (cnt - base) % q->count != 0 || (cnt - base) / q->count >= MAX_POSITIONS)
+        return SEQ_UNEXPECTED;
+    uint64_t k = (cnt - base) / q->count;
+    if (grow_maps(q, k) < 0)
+        return SEQ_UNEXPECTED;
+    if (!complete && bit(q->complete, k))
+        return SEQ_LATE_PACKETS;
+    if (bit(q->seen, k))
+        return SEQ_DUPLICATE;
+    set_bit(q->seen, k);
+    if (complete)
+        set_bit(q->complete, k);
+    if (k + 1 > q->top)
+        q->top = k + 1;
+    return SEQ_NEW;
+}
+
+void spct_rx_seq_count(const struct spct_rx_seq *q, uint64_t *missing, uint64_t *beyond)
+{
+    uint64_t base = q->first + q->index;
+    /* Positions before the end: all of them when a stop heap came, else up to the last
+     * one received. */
+    uint64_t n = q->top;
+    if (q->end != UINT64_MAX)
+        n = q->end <= base ? 0 : (q->end - base + q->count - 1) / q->count;
+    uint64_t got = 0, after = 0;
+    for (uint64_t k = 0; k < q->top; k++)
+        if (bit(q->seen, k)) {
+            if (k < n)
+                got++;
+            else
+                after++;
+        }
+    *missing = n - got;
+    *beyond = after;
 }
 
 /* Checks a heap's items 0x1000.. against the pattern. Returns 1 verified, 0 no data
@@ -55,7 +148,7 @@ int spct_rx_verify_heap(struct spct_rx *rx, const struct spc_decoded_heap *h, ch
     }
     if (k == 0)
         return 0;
-    uint64_t base = (h->cnt - 1) * k * elements;
+    uint64_t base = (h->cnt - rx->seq.first) * k * elements;
     for (size_t i = 0; i < h->n_items; i++) {
         const struct spc_decoded_item *it = &h->items[i];
         if (it->id < RECV_FIRST_DATA_ID)

@@ -41,12 +41,24 @@ struct spct_rx_source {
     uint32_t linktype;
     bool header_done;               /* pcap global header consumed */
     bool done;                      /* stopped, closed or drained */
+    bool polled;                    /* files: a pipe, FIFO or device, read as it comes */
+    double paused_until;            /* TCP listeners: not polled before (spct_now) */
     char name[300];
 };
 
-struct spct_rx_described {
-    uint64_t id;
-    struct spc_descriptor_info *info;
+/* The cnt sequence --verify expects (recv-verify.c). */
+struct spct_rx_seq {
+    uint64_t first, index, count; /* --first-cnt, --substream index/count */
+    uint64_t end;                 /* lowest stop heap cnt; UINT64_MAX before one */
+    uint8_t *seen, *complete;     /* bit per position of the share */
+    uint64_t cap, top;            /* bits held; 1 + the highest position seen (0: none) */
+};
+
+enum spct_rx_seq_kind {
+    SEQ_NEW,          /* first arrival of a cnt of the share */
+    SEQ_DUPLICATE,    /* a heap whose cnt arrived before */
+    SEQ_LATE_PACKETS, /* stray packets of a heap that already arrived complete */
+    SEQ_UNEXPECTED    /* not a cnt of the share */
 };
 
 struct spct_rx {
@@ -56,9 +68,13 @@ struct spct_rx {
     struct spct_rx_source *src;
     size_t n_src, cap_src;
     uint64_t stops_expected;
-    struct spct_rx_described *desc;
-    size_t n_desc;
-    uint64_t cnt_min, cnt_max, n_cnts; /* heap cnts seen (stop heaps too), for gaps */
+    struct spc_descriptor_info **desc; /* recv-desc.c's hash table, desc_cap slots */
+    size_t n_desc, desc_cap;
+    struct spct_rx_seq seq;         /* --verify */
+    struct spc_decoder_budget *budget; /* --max-memory, shared by every source's decoder */
+    size_t n_conns;                 /* TCP connections open */
+    bool warned_accept;             /* accept() failures are reported once */
+    bool source_failed;             /* a file could not be read: the run fails */
     double start, first_packet, last_packet;
     bool got_packet;
     unsigned complaints_bad, complaints_corrupt;
@@ -93,8 +109,15 @@ void spct_rx_print_heap(struct spct_rx *rx, const struct spct_rx_source *s,
 void spct_rx_print_summary(struct spct_rx *rx, bool ok);
 
 /* recv-verify.c */
-void spct_rx_note_cnt(struct spct_rx *rx, uint64_t cnt);
-uint64_t spct_rx_count_missing(const struct spct_rx *rx);
+void spct_rx_seq_init(struct spct_rx_seq *q, uint64_t first, uint64_t index, uint64_t count);
+void spct_rx_seq_free(struct spct_rx_seq *q);
+/* A stop heap: the sequence ends before its cnt. */
+void spct_rx_seq_stop(struct spct_rx_seq *q, uint64_t cnt);
+/* A data heap arrived: which kind of arrival it is (recorded if new). */
+enum spct_rx_seq_kind spct_rx_seq_data(struct spct_rx_seq *q, uint64_t cnt, bool complete);
+/* At the end: cnts of the share before the end that never arrived, and heaps that
+ * arrived with cnts at or past the end. */
+void spct_rx_seq_count(const struct spct_rx_seq *q, uint64_t *missing, uint64_t *beyond);
 /* Checks a heap's items 0x1000.. against the pattern. Returns 1 verified, 0 no data
  * items, -1 corrupt (a message is written to why). */
 int spct_rx_verify_heap(struct spct_rx *rx, const struct spc_decoded_heap *h, char *why,

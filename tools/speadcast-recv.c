@@ -56,6 +56,8 @@ static void receiver_free(struct spct_rx *rx)
     free(rx->src);
     spct_rx_free_descs(rx);
     free(rx->udp_bufs);
+    spct_rx_seq_free(&rx->seq);
+    spc_decoder_budget_destroy(rx->budget); /* after every decoder that used it */
 }
 
 /* ------------------------------------------------------------ heaps */
@@ -64,16 +66,36 @@ void spct_rx_handle_heap(struct spct_rx *rx, struct spct_rx_source *s, struct sp
 {
     const struct spct_recv_opts *o = rx->o;
     double at = spct_now() - rx->start;
-    spct_rx_note_cnt(rx, h->cnt);
     if (h->has_stop) {
         rx->r.stops++;
+        if (o->verify)
+            spct_rx_seq_stop(&rx->seq, h->cnt);
         spct_rx_print_stop(rx, s, h, at);
         spc_decoded_heap_free(h);
         return;
     }
-    rx->r.heaps++;
     int verdict = 0; /* 1 verified, 0 not checked, -1 corrupt */
     char why[512] = "";
+    enum spct_rx_seq_kind kind = o->verify ? spct_rx_seq_data(&rx->seq, h->cnt, h->complete)
+                                           : SEQ_NEW;
+    if (kind == SEQ_LATE_PACKETS) {
+        /* Stray copies of packets of a heap that arrived whole: no heap of their own. */
+        rx->r.duplicate_packets += h->n_packets;
+        spc_decoded_heap_free(h);
+        return;
+    }
+    rx->r.heaps++;
+    if (kind == SEQ_DUPLICATE) {
+        rx->r.duplicates++;
+        snprintf(why, sizeof why, "heap %" PRIu64 " arrived before", h->cnt);
+    } else if (kind == SEQ_UNEXPECTED) {
+        rx->r.unexpected++;
+        snprintf(why, sizeof why, "cnt %" PRIu64 " is not in the sequence (--first-cnt %" PRIu64
+                 "%s%s)", h->cnt, o->first_cnt, o->substream ? ", --substream " : "",
+                 o->substream ? o->substream : "");
+    }
+    if (why[0] && rx->complaints_corrupt++ < RECV_MAX_COMPLAINTS)
+        fprintf(rx->err, RECV_PROG ": %s\n", why);
     if (!h->complete) {
         rx->r.incomplete++;
     } else {
@@ -113,6 +135,7 @@ void spct_rx_decoder_config(const struct spct_rx *rx, struct spc_decoder_config 
     dc->max_heap_size = (size_t)rx->o->max_heap_size;
     dc->max_live_heaps = (size_t)rx->o->concurrent_heaps;
     dc->bug_compat = rx->o->pyspead ? SPC_BUG_COMPAT_PYSPEAD_0_5_2 : 0;
+    dc->budget = rx->budget;
 }
 
 int spct_rx_make_decoder(struct spct_rx *rx, struct spct_rx_source *s)
@@ -167,6 +190,8 @@ void spct_rx_end_source(struct spct_rx *rx, struct spct_rx_source *s)
     }
     if (s->len && rx->complaints_bad++ < RECV_MAX_COMPLAINTS)
         fprintf(rx->err, RECV_PROG ": %s: ended inside a packet (%zu bytes left)\n", s->name, s->len);
+    if (s->kind == SRC_TCP_CONN && !s->done)
+        rx->n_conns--;
     spct_rx_close_source(s);
     s->done = true;
 }
@@ -191,6 +216,10 @@ void spct_rx_note_packet(struct spct_rx *rx)
 void spct_rx_bad_packet(struct spct_rx *rx, struct spct_rx_source *s, int rc, const char *what)
 {
     rx->r.bad_packets++;
+    if (rc == -ENOBUFS) {
+        rx->r.memory_refused++; /* summed up at the end, not one message each */
+        return;
+    }
     if (rx->complaints_bad++ < RECV_MAX_COMPLAINTS)
         fprintf(rx->err, RECV_PROG ": bad packet from %s: %s\n", s->name,
                 what ? what : spc_strerror(rc));
@@ -205,7 +234,9 @@ bool spct_rx_finished(const struct spct_rx *rx)
     return rx->stops_expected > 0 && rx->r.stops >= rx->stops_expected;
 }
 
-static void announce(struct spct_rx *rx)
+/* Says where each source listens (stderr, --ready-file, the ready callback). Returns -1
+ * when --ready-file could not be written. */
+static int announce(struct spct_rx *rx)
 {
     size_t n = 0;
     struct sockaddr_storage *addrs = calloc(rx->n_src ? rx->n_src : 1, sizeof *addrs);
@@ -228,15 +259,20 @@ static void announce(struct spct_rx *rx)
             fprintf(rx->err, RECV_PROG ": %s %s%s\n", s->kind == SRC_FILE ? "reading" : "listening on",
                     rx->o->tcp && s->kind == SRC_TCP_LISTEN ? "tcp " : "", line);
     }
+    int status = 0;
     if (rx->o->ready_file && text) {
         int rc = spct_write_file_atomic(rx->o->ready_file, text);
-        if (rc < 0)
-            fprintf(rx->err, RECV_PROG ": --ready-file %s: %s\n", rx->o->ready_file, strerror(-rc));
+        if (rc < 0) {
+            fprintf(rx->err, RECV_PROG ": --ready-file %s: %s\n", rx->o->ready_file,
+                    rc == -SPCT_ENOTREG ? "is not a regular file (not replaced)" : strerror(-rc));
+            status = -1;
+        }
     }
-    if (rx->o->ready)
+    if (rx->o->ready && status == 0)
         rx->o->ready(rx->o->ready_user, addrs, n);
     free(addrs);
     free(text);
+    return status;
 }
 
 int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, FILE *out,
@@ -249,11 +285,18 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
     rx.err = err;
     rx.start = spct_now();
     rx.stops_expected = o->stops >= 0 ? (uint64_t)o->stops : o->n_sources;
+    spct_rx_seq_init(&rx.seq, o->first_cnt, o->substream_index, o->substream_count);
     int status = SPCT_EXIT_OK;
+    int brc = spc_decoder_budget_create(&rx.budget, (size_t)o->max_memory);
+    if (brc < 0) {
+        fprintf(err, RECV_PROG ": --max-memory: %s\n", spc_strerror(brc));
+        return SPCT_EXIT_FAIL;
+    }
     if (!o->tcp && !o->inproc) {
         rx.udp_bufs = malloc(RECV_UDP_BATCH * ((size_t)o->packet + 1));
         if (!rx.udp_bufs) {
             fprintf(err, RECV_PROG ": out of memory\n");
+            receiver_free(&rx);
             return SPCT_EXIT_FAIL;
         }
     }
@@ -273,9 +316,12 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
             return SPCT_EXIT_FAIL;
         }
     }
-    announce(&rx);
+    if (announce(&rx) < 0) {
+        receiver_free(&rx);
+        return SPCT_EXIT_FAIL;
+    }
     for (size_t i = 0; i < rx.n_src; i++)
-        if (rx.src[i].kind == SRC_FILE)
+        if (rx.src[i].kind == SRC_FILE && !rx.src[i].polled)
             spct_rx_read_file(&rx, &rx.src[i]);
 
     struct pollfd *pfd = NULL;
@@ -298,9 +344,11 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
         size_t n_src = rx.n_src, live = 0;
         for (size_t i = 0; i < n_src; i++) {
             struct spct_rx_source *s = &rx.src[i];
-            pfd[i].fd = s->done || s->kind == SRC_FILE ? -1
-                        : s->kind == SRC_INPROC          ? spc_inproc_receiver_fd(s->ir)
-                                                         : s->fd;
+            bool idle = s->done || (s->kind == SRC_FILE && !s->polled) ||
+                        (s->kind == SRC_TCP_LISTEN && now < s->paused_until);
+            pfd[i].fd = idle                     ? -1
+                        : s->kind == SRC_INPROC ? spc_inproc_receiver_fd(s->ir)
+                                                : s->fd;
             pfd[i].events = POLLIN;
             pfd[i].revents = 0;
             live += !s->done && s->kind != SRC_TCP_LISTEN;
@@ -319,7 +367,7 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
             case SRC_TCP_LISTEN: spct_rx_accept_tcp(&rx, i); break;
             case SRC_TCP_CONN: spct_rx_read_tcp(&rx, s); break;
             case SRC_INPROC: spct_rx_read_inproc(&rx, s); break;
-            case SRC_FILE: break; /* read before the loop */
+            case SRC_FILE: spct_rx_read_file(&rx, s); break; /* polled ones only */
             }
         }
     }
@@ -349,15 +397,29 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
             spc_inproc_receiver_stats(s->ir, &st);
             rx.r.packets += st.packets + st.bad_packets;
             rx.r.bad_packets += st.bad_packets;
+            rx.r.memory_refused += st.memory_refused;
         }
     }
     rx.r.seconds = rx.got_packet ? rx.last_packet - rx.first_packet : 0.0;
-    rx.r.missing = spct_rx_count_missing(&rx);
+    if (rx.r.memory_refused)
+        fprintf(err, RECV_PROG ": %" PRIu64 " packets refused: their heaps would have taken "
+                "the heaps being reassembled past --max-memory %" PRIu64 " bytes\n",
+                rx.r.memory_refused, o->max_memory);
     bool ok = true;
-    if (o->verify)
-        ok = rx.r.incomplete == 0 && rx.r.corrupt == 0 && rx.r.missing == 0 &&
+    if (o->verify) {
+        uint64_t beyond;
+        spct_rx_seq_count(&rx.seq, &rx.r.missing, &beyond);
+        rx.r.unexpected += beyond;
+        if (beyond)
+            fprintf(err, RECV_PROG ": %" PRIu64 " heaps came with cnts at or after the stop "
+                    "heap's %" PRIu64 "\n", beyond, rx.seq.end);
+        if (rx.r.heaps == 0)
+            fprintf(err, RECV_PROG ": no data heap arrived: nothing was verified\n");
+        ok = rx.r.heaps > 0 && rx.r.incomplete == 0 && rx.r.corrupt == 0 &&
+             rx.r.missing == 0 && rx.r.duplicates == 0 && rx.r.unexpected == 0 &&
              rx.r.bad_packets == 0 && rx.r.finished;
-    if (!ok)
+    }
+    if (!ok || rx.source_failed)
         status = SPCT_EXIT_FAIL;
     spct_rx_print_summary(&rx, ok);
     if (res)
