@@ -19,13 +19,10 @@
  * FIFO waits for its writer. Which format it is shows in the first bytes read. */
 int spct_rx_open_file(struct spct_rx *rx, size_t index, const char *path)
 {
-    struct spct_rx_source *s = spct_rx_add_source(rx);
+    struct spct_rx_source *s = spct_rx_add_source(rx, SRC_FILE, index, path);
     if (!s)
         return -1;
-    s->kind = SRC_FILE;
-    s->index = index;
     s->pcap = -1; /* not known yet */
-    snprintf(s->name, sizeof s->name, "%s", path);
     s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (s->fd < 0 || fstat(s->fd, &st) < 0) {

@@ -7,12 +7,11 @@
 
 int spct_rx_open_inproc(struct spct_rx *rx, size_t index, const char *name)
 {
-    struct spct_rx_source *s = spct_rx_add_source(rx);
+    char label[300];
+    snprintf(label, sizeof label, "queue '%s'", name);
+    struct spct_rx_source *s = spct_rx_add_source(rx, SRC_INPROC, index, label);
     if (!s)
         return -1;
-    s->kind = SRC_INPROC;
-    s->index = index;
-    snprintf(s->name, sizeof s->name, "queue '%s'", name);
     struct spc_decoder_config dc;
     spct_rx_decoder_config(rx, &dc);
     int rc = spc_inproc_receiver_create(&s->ir, name, &dc);

@@ -63,12 +63,9 @@ static struct spct_rx_source *open_socket_source(struct spct_rx *rx, size_t inde
         fprintf(rx->err, RECV_PROG ": %s\n", msg);
         return NULL;
     }
-    struct spct_rx_source *s = spct_rx_add_source(rx);
+    struct spct_rx_source *s = spct_rx_add_source(rx, kind, index, text);
     if (!s)
         return NULL;
-    s->kind = kind;
-    s->index = index;
-    snprintf(s->name, sizeof s->name, "%s", text);
     s->fd = socket(sa->ss_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
         fprintf(rx->err, RECV_PROG ": %s: socket: %s\n", text, strerror(errno));
@@ -214,15 +211,14 @@ void spct_rx_accept_tcp(struct spct_rx *rx, size_t listener)
             continue;
         }
         size_t index = rx->src[listener].index;
-        struct spct_rx_source *s = spct_rx_add_source(rx); /* may move rx->src */
-        if (!s) {
+        char name[300];
+        spct_format_sockaddr((struct sockaddr *)&peer, name, sizeof name);
+        struct spct_rx_source *s = spct_rx_add_source(rx, SRC_TCP_CONN, index, name);
+        if (!s) { /* rx->src may have moved: the listener is rx->src[listener] */
             close(fd);
             return;
         }
-        s->kind = SRC_TCP_CONN;
-        s->index = index;
         s->fd = fd;
-        spct_format_sockaddr((struct sockaddr *)&peer, s->name, sizeof s->name);
         s->cap = (size_t)rx->o->packet + 65536;
         s->buf = malloc(s->cap);
         if (!s->buf || spct_rx_make_decoder(rx, s) < 0) {

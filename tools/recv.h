@@ -84,7 +84,9 @@ struct spct_rx {
 };
 
 /* speadcast-recv.c */
-struct spct_rx_source *spct_rx_add_source(struct spct_rx *rx); /* may move rx->src */
+/* Appends a source (fd -1, the rest zero); may move rx->src. NULL when out of memory. */
+struct spct_rx_source *spct_rx_add_source(struct spct_rx *rx, enum spct_rx_kind kind,
+                                          size_t index, const char *name);
 void spct_rx_close_source(struct spct_rx_source *s);
 /* The decoder settings the options ask for. */
 void spct_rx_decoder_config(const struct spct_rx *rx, struct spc_decoder_config *dc);

@@ -20,7 +20,8 @@
 
 #include "recv.h"
 
-struct spct_rx_source *spct_rx_add_source(struct spct_rx *rx)
+struct spct_rx_source *spct_rx_add_source(struct spct_rx *rx, enum spct_rx_kind kind,
+                                          size_t index, const char *name)
 {
     if (rx->n_src == rx->cap_src) {
         size_t cap = rx->cap_src ? rx->cap_src * 2 : 8;
@@ -33,6 +34,9 @@ struct spct_rx_source *spct_rx_add_source(struct spct_rx *rx)
     struct spct_rx_source *s = &rx->src[rx->n_src++];
     memset(s, 0, sizeof *s);
     s->fd = -1;
+    s->kind = kind;
+    s->index = index;
+    snprintf(s->name, sizeof s->name, "%s", name);
     return s;
 }
 

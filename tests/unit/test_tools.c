@@ -1122,6 +1122,38 @@ static int listen_tcp(int *fd, char *addr, size_t len)
     return 0;
 }
 
+/* Starts a receiver (args, NULL-terminated, then --inproc and the queue
+ * "tools-TAG-PID") and opens its queue for pushing packets into. */
+static struct spc_inproc_queue *queue_receiver(const char *tag, const char *const *args,
+                                               struct rthread *rt)
+{
+    char queue[64];
+    snprintf(queue, sizeof queue, "tools-%s-%ld", tag, (long)getpid());
+    const char *rargs[24];
+    size_t k = 0;
+    for (; args[k]; k++)
+        rargs[k] = args[k];
+    rargs[k++] = "--inproc";
+    rargs[k++] = queue;
+    rargs[k] = NULL;
+    rt_start(rt, rargs);
+    struct spc_inproc_queue *q;
+    cr_assert_eq(spc_inproc_queue_open(&q, queue), 0);
+    return q;
+}
+
+/* Pushes every packet of h (as heap cnt) into q. */
+static void push_packets(struct spc_inproc_queue *q, const struct spc_heap *h, uint64_t cnt,
+                         size_t packet)
+{
+    uint8_t scratch[9000];
+    struct spc_packetizer pz;
+    cr_assert_eq(spc_packetizer_init(&pz, h, cnt, packet), 0);
+    struct spc_packet pkt;
+    while (spc_packetizer_next(&pz, scratch, &pkt) == 1)
+        cr_assert_eq(spc_inproc_queue_pushv(q, pkt.iov, pkt.n_iov), 0);
+}
+
 /* Pushes heap `cnt` into q: a data heap of 4096 pattern bytes (as speadcast-send --verify
  * sends heap cnt for a stream starting at cnt `first`), or a stop heap. Packets whose
  * index is in skip (bit i) are left out; dup (bit i) sends packet i a second time at the
@@ -1172,18 +1204,12 @@ static int verify_pushed(const char *tag, const char *const *extra, uint64_t fir
                          const struct pushed *heaps, size_t n, struct recv_json *rj,
                          struct rthread *rt)
 {
-    char queue[64];
-    snprintf(queue, sizeof queue, "tools-%s-%ld", tag, (long)getpid());
     const char *rargs[16] = {"--verify", "--json", "--timeout", "20"};
     size_t k = 4;
     for (size_t i = 0; extra && extra[i]; i++)
         rargs[k++] = extra[i];
-    rargs[k++] = "--inproc";
-    rargs[k++] = queue;
     rargs[k] = NULL;
-    rt_start(rt, rargs);
-    struct spc_inproc_queue *q;
-    cr_assert_eq(spc_inproc_queue_open(&q, queue), 0);
+    struct spc_inproc_queue *q = queue_receiver(tag, rargs, rt);
     for (size_t i = 0; i < n; i++)
         push_heap(q, heaps[i].cnt, first, heaps[i].stop, heaps[i].skip, heaps[i].dup);
     int rc = rt_join(rt);
@@ -1192,122 +1218,88 @@ static int verify_pushed(const char *tag, const char *const *extra, uint64_t fir
     return rc;
 }
 
-/* Defect 2: the first heaps lost; the stream otherwise complete. */
-Test(verify, leading_loss_fails)
+/* Defect 2: --verify against the sender's cnt sequence. Each case feeds heaps into a
+ * receiver and checks its exit status and summary (-1: not checked). */
+struct verify_case {
+    const char *tag, *what;
+    const char *extra[3];
+    uint64_t first;
+    struct pushed heaps[6];
+    size_t n;
+    int status;
+    int missing, duplicates, duplicate_packets, incomplete, verified;
+    const char *message; /* expected on stderr, or NULL */
+};
+
+Test(verify, sequence_cases)
 {
-    const struct pushed h[] = {{2, false, 0, 0}, {3, false, 0, 0}, {4, true, 0, 0}};
-    struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("lead", NULL, 1, h, 3, &rj, &rt), SPCT_EXIT_FAIL, "%s", rt.cap.out);
-    cr_assert_eq(jint(rj.summary, "missing"), 1);
-    cr_assert(!jbool(rj.summary, "ok"));
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
+    static const struct verify_case cases[] = {
+        {"lead", "the first heap lost", {NULL}, 1,
+         {{2, false, 0, 0}, {3, false, 0, 0}, {4, true, 0, 0}}, 3, SPCT_EXIT_FAIL,
+         1, 0, 0, 0, 2, NULL},
+        {"replay", "heap 3 lost, heap 2 sent twice: the replay does not fill the gap", {NULL},
+         1, {{1, false, 0, 0}, {2, false, 0, 0}, {2, false, 0, 0}, {4, false, 0, 0},
+             {5, true, 0, 0}}, 5, SPCT_EXIT_FAIL, 1, 1, 0, 0, -1, NULL},
+        {"trail", "heaps between the last one received and the stop heap", {NULL}, 1,
+         {{1, false, 0, 0}, {2, false, 0, 0}, {5, true, 0, 0}}, 3, SPCT_EXIT_FAIL,
+         2, 0, 0, 0, 2, NULL},
+        {"nodata", "only the stop heap arrived", {NULL}, 1, {{1, true, 0, 0}}, 1,
+         SPCT_EXIT_FAIL, 0, 0, 0, 0, 0, "no data heap arrived"},
+        {"latedup", "a late copy of a packet of a complete heap", {NULL}, 1,
+         {{1, false, 0, 1}, {2, false, 0, 0}, {3, true, 0, 0}}, 3, SPCT_EXIT_OK,
+         0, 0, 1, 0, 2, NULL},
+        {"share", "substream 1 of 2: cnts 2 and 4, then its stop heap (cnt 6; 5 is the "
+                  "other substream's)", {"--substream", "1/2", NULL}, 1,
+         {{2, false, 0, 0}, {4, false, 0, 0}, {6, true, 0, 0}}, 3, SPCT_EXIT_OK,
+         0, 0, 0, 0, 2, NULL},
+        {"share2", "substream 1 of 2 without cnt 2", {"--substream", "1/2", NULL}, 1,
+         {{4, false, 0, 0}, {6, true, 0, 0}}, 2, SPCT_EXIT_FAIL, 1, 0, 0, 0, 1, NULL},
+        {"first", "a sender starting at cnt 10", {"--first-cnt", "10", NULL}, 10,
+         {{10, false, 0, 0}, {11, false, 0, 0}, {12, true, 0, 0}}, 3, SPCT_EXIT_OK,
+         0, 0, 0, 0, 2, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct verify_case *c = &cases[i];
+        struct recv_json rj;
+        struct rthread rt;
+        int rc = verify_pushed(c->tag, c->extra, c->first, c->heaps, c->n, &rj, &rt);
+        cr_expect_eq(rc, c->status, "%s: exit %d\n%s%s", c->what, rc, rt.cap.out, rt.cap.err);
+        const struct { const char *key; int want; } fields[] = {
+            {"missing", c->missing}, {"duplicates", c->duplicates},
+            {"duplicate_packets", c->duplicate_packets}, {"incomplete", c->incomplete},
+            {"verified", c->verified}};
+        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+            if (fields[f].want >= 0)
+                cr_expect_eq(jint(rj.summary, fields[f].key), fields[f].want, "%s: %s\n%s",
+                             c->what, fields[f].key, rt.cap.out);
+        cr_expect_eq(jbool(rj.summary, "ok"), c->status == SPCT_EXIT_OK, "%s", c->what);
+        if (c->message)
+            cr_expect(strstr(rt.cap.err, c->message), "%s: %s", c->what, rt.cap.err);
+        free_recv_json(&rj);
+        cap_free(&rt.cap);
+    }
 }
 
-/* Defect 2: heap 3 lost, heap 2 sent twice (whole): the replay must not fill the gap. */
-Test(verify, replayed_heap_does_not_mask_a_loss)
+/* After rt_join: the summary's counter key is want, and stderr holds text (if not NULL).
+ * Frees the captured output. */
+static void expect_counted(struct rthread *rt, const char *key, json_int_t want, const char *text)
 {
-    const struct pushed h[] = {{1, false, 0, 0}, {2, false, 0, 0}, {2, false, 0, 0},
-                               {4, false, 0, 0}, {5, true, 0, 0}};
     struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("replay", NULL, 1, h, 5, &rj, &rt), SPCT_EXIT_FAIL, "%s",
-                 rt.cap.out);
-    cr_assert_eq(jint(rj.summary, "missing"), 1);
-    cr_assert_eq(jint(rj.summary, "duplicates"), 1);
+    parse_recv_json(rt->cap.out, &rj);
+    cr_expect_eq(jint(rj.summary, key), want, "%s: %s", key, rt->cap.out);
+    if (text)
+        cr_expect(strstr(rt->cap.err, text), "expected \"%s\" in: %s", text, rt->cap.err);
     free_recv_json(&rj);
-    cap_free(&rt.cap);
-}
-
-/* Defect 2: heaps after the last one received but before the stop heap are lost too. */
-Test(verify, trailing_loss_fails)
-{
-    const struct pushed h[] = {{1, false, 0, 0}, {2, false, 0, 0}, {5, true, 0, 0}};
-    struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("trail", NULL, 1, h, 3, &rj, &rt), SPCT_EXIT_FAIL);
-    cr_assert_eq(jint(rj.summary, "missing"), 2);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
-}
-
-/* Defect 2: only the stop heap arrived: nothing was verified, so verification fails. */
-Test(verify, zero_data_heaps_fail)
-{
-    const struct pushed h[] = {{1, true, 0, 0}};
-    struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("nodata", NULL, 1, h, 1, &rj, &rt), SPCT_EXIT_FAIL);
-    cr_assert(strstr(rt.cap.err, "no data heap arrived"), "%s", rt.cap.err);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
-}
-
-/* Defect 2: a late duplicate packet of a completed heap is not an incomplete heap. */
-Test(verify, late_duplicate_packet_is_not_an_incomplete_heap)
-{
-    const struct pushed h[] = {{1, false, 0, 1}, {2, false, 0, 0}, {3, true, 0, 0}};
-    struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("latedup", NULL, 1, h, 3, &rj, &rt), SPCT_EXIT_OK, "%s\n%s",
-                 rt.cap.out, rt.cap.err);
-    cr_assert_eq(jint(rj.summary, "incomplete"), 0);
-    cr_assert_eq(jint(rj.summary, "complete"), 2);
-    cr_assert_eq(jint(rj.summary, "duplicate_packets"), 1);
-    cr_assert(jbool(rj.summary, "ok"));
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
-}
-
-/* Defect 2: a receiver of substream 1 of 2 gets cnts 2, 4, ... and its stop heap (cnt 6
- * after 4 data heaps: the stop heaps are cnts 5 and 6). */
-Test(verify, one_substream_share)
-{
-    const struct pushed h[] = {{2, false, 0, 0}, {4, false, 0, 0}, {6, true, 0, 0}};
-    const char *extra[] = {"--substream", "1/2", NULL};
-    struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("share", extra, 1, h, 3, &rj, &rt), SPCT_EXIT_OK, "%s\n%s",
-                 rt.cap.out, rt.cap.err);
-    cr_assert_eq(jint(rj.summary, "missing"), 0);
-    cr_assert_eq(jint(rj.summary, "verified"), 2);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
-
-    const struct pushed lost[] = {{4, false, 0, 0}, {6, true, 0, 0}};
-    cr_assert_eq(verify_pushed("share2", extra, 1, lost, 2, &rj, &rt), SPCT_EXIT_FAIL);
-    cr_assert_eq(jint(rj.summary, "missing"), 1);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
-}
-
-/* Defect 2: a sender whose cnts start elsewhere (--first-cnt). */
-Test(verify, first_cnt_option)
-{
-    const struct pushed h[] = {{10, false, 0, 0}, {11, false, 0, 0}, {12, true, 0, 0}};
-    const char *extra[] = {"--first-cnt", "10", NULL};
-    struct recv_json rj;
-    struct rthread rt;
-    cr_assert_eq(verify_pushed("first", extra, 10, h, 3, &rj, &rt), SPCT_EXIT_OK, "%s\n%s",
-                 rt.cap.out, rt.cap.err);
-    cr_assert_eq(jint(rj.summary, "verified"), 2);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
+    cap_free(&rt->cap);
 }
 
 /* Defect 1: packets announcing 256 MiB heaps with a few bytes at their far end commit no
  * memory beyond --max-memory; they are refused, counted and reported. */
 Test(hostile, memory_budget_refuses_amplification)
 {
-    char queue[64];
-    snprintf(queue, sizeof queue, "tools-amp-%ld", (long)getpid());
-    const char *rargs[] = {"--json", "--quiet", "--max-memory", "1M", "--timeout", "20",
-                           "--inproc", queue, NULL};
+    const char *rargs[] = {"--json", "--quiet", "--max-memory", "1M", "--timeout", "20", NULL};
     struct rthread rt;
-    rt_start(&rt, rargs);
-    struct spc_inproc_queue *q;
-    cr_assert_eq(spc_inproc_queue_open(&q, queue), 0);
+    struct spc_inproc_queue *q = queue_receiver("amp", rargs, &rt);
     for (uint64_t cnt = 1; cnt <= 16; cnt++) {
         /* cnt, size 256 MiB, offset 256 MiB - 8, length 8; 8 payload bytes. */
         uint8_t p[48] = {0x53, 4, 3, 5, 0, 0, 0, 4};
@@ -1323,12 +1315,7 @@ Test(hostile, memory_budget_refuses_amplification)
     push_heap(q, 17, 1, true, 0, 0);
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
     spc_inproc_queue_release(q);
-    struct recv_json rj;
-    parse_recv_json(rt.cap.out, &rj);
-    cr_assert_eq(jint(rj.summary, "memory_refused"), 16, "%s", rt.cap.out);
-    cr_assert(strstr(rt.cap.err, "--max-memory"), "%s", rt.cap.err);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
+    expect_counted(&rt, "memory_refused", 16, "--max-memory");
 }
 
 /* Defect 1: connections beyond --max-connections are closed at once and counted. */
@@ -1345,26 +1332,16 @@ Test(hostile, tcp_connections_are_capped)
     for (int i = 0; i < 5; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    struct recv_json rj;
-    parse_recv_json(rt.cap.out, &rj);
-    cr_assert_eq(jint(rj.summary, "connections_refused"), 3, "%s", rt.cap.out);
-    cr_assert(strstr(rt.cap.err, "--max-connections 2"), "%s", rt.cap.err);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
+    expect_counted(&rt, "connections_refused", 3, "--max-connections 2");
 }
 
 /* Defect 6: descriptors kept are bounded (--max-descriptors); the rest are counted. */
 Test(hostile, descriptor_flood_is_bounded)
 {
-    char queue[64];
-    snprintf(queue, sizeof queue, "tools-descs-%ld", (long)getpid());
     const char *rargs[] = {"--json", "--quiet", "--max-descriptors", "100", "--timeout", "20",
-                           "--inproc", queue, NULL};
+                           NULL};
     struct rthread rt;
-    rt_start(&rt, rargs);
-    struct spc_inproc_queue *q;
-    cr_assert_eq(spc_inproc_queue_open(&q, queue), 0);
-    uint8_t scratch[9000];
+    struct spc_inproc_queue *q = queue_receiver("descs", rargs, &rt);
     for (uint64_t cnt = 1; cnt <= 3; cnt++) {
         struct spc_heap *h;
         cr_assert_eq(spc_heap_create(&h, NULL), 0);
@@ -1375,33 +1352,21 @@ Test(hostile, descriptor_flood_is_bounded)
                                        .dtype = ">u4"};
             cr_assert_eq(spc_heap_add_descriptor(h, &d), 0);
         }
-        struct spc_packetizer pz;
-        cr_assert_eq(spc_packetizer_init(&pz, h, cnt, 9000), 0);
-        struct spc_packet pkt;
-        while (spc_packetizer_next(&pz, scratch, &pkt) == 1)
-            cr_assert_eq(spc_inproc_queue_pushv(q, pkt.iov, pkt.n_iov), 0);
+        push_packets(q, h, cnt, 9000);
         spc_heap_destroy(h);
     }
     push_heap(q, 4, 1, true, 0, 0);
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
     spc_inproc_queue_release(q);
-    struct recv_json rj;
-    parse_recv_json(rt.cap.out, &rj);
-    cr_assert_eq(jint(rj.summary, "descriptors_dropped"), 200, "%s", rt.cap.out);
-    free_recv_json(&rj);
-    cap_free(&rt.cap);
+    expect_counted(&rt, "descriptors_dropped", 200, NULL);
 }
 
 /* Defect 11: --json prints UTF-8 names as they are (jansson reads them back equal). */
 Test(hostile, json_output_keeps_utf8)
 {
-    char queue[64];
-    snprintf(queue, sizeof queue, "tools-utf8-%ld", (long)getpid());
-    const char *rargs[] = {"--json", "--timeout", "20", "--inproc", queue, NULL};
+    const char *rargs[] = {"--json", "--timeout", "20", NULL};
     struct rthread rt;
-    rt_start(&rt, rargs);
-    struct spc_inproc_queue *q;
-    cr_assert_eq(spc_inproc_queue_open(&q, queue), 0);
+    struct spc_inproc_queue *q = queue_receiver("utf8", rargs, &rt);
     struct spc_heap *h;
     cr_assert_eq(spc_heap_create(&h, NULL), 0);
     struct spc_descriptor d = {.id = 0x1000, .name = "temp\xc3\xa9rature", .description = "\xe2\x84\x83 \"q\"\n",
@@ -1409,12 +1374,7 @@ Test(hostile, json_output_keeps_utf8)
     cr_assert_eq(spc_heap_add_descriptor(h, &d), 0);
     uint32_t v = 7;
     cr_assert_eq(spc_heap_add_item(h, 0x1000, &v, 4, true), 0);
-    uint8_t scratch[1472];
-    struct spc_packetizer pz;
-    cr_assert_eq(spc_packetizer_init(&pz, h, 1, 1472), 0);
-    struct spc_packet pkt;
-    while (spc_packetizer_next(&pz, scratch, &pkt) == 1)
-        cr_assert_eq(spc_inproc_queue_pushv(q, pkt.iov, pkt.n_iov), 0);
+    push_packets(q, h, 1, 1472);
     spc_heap_destroy(h);
     push_heap(q, 2, 1, true, 0, 0);
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
