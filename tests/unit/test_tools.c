@@ -229,7 +229,7 @@ Test(send_options, defaults_are_spead2_send_defaults)
     cr_assert_eq(o.burst, 65536);
     cr_assert_float_eq(o.burst_rate_ratio, 1.05, 1e-12);
     cr_assert_eq(o.max_heaps, 4);
-    cr_assert_eq(o.rate_method, SPCT_RATE_AUTO);
+    cr_assert_eq(o.rate_method, SPC_RATE_METHOD_AUTO);
     cr_assert_float_eq(o.rate, 0.0, 0);
     cr_assert_eq(o.ttl, 1);
     cr_assert_eq(o.addr_bits, 40);
@@ -268,7 +268,7 @@ Test(send_options, every_option_is_parsed)
     cr_assert_eq(o.burst, 0x2000);
     cr_assert_float_eq(o.burst_rate_ratio, 1.5, 1e-12);
     cr_assert_eq(o.max_heaps, 8);
-    cr_assert_eq(o.rate_method, SPCT_RATE_SW);
+    cr_assert_eq(o.rate_method, SPC_RATE_METHOD_SW);
     cr_assert_float_eq(o.rate, 2.5, 1e-12);
     cr_assert_eq(o.ttl, 4);
     cr_assert_eq(o.ibv_vector, -1);
@@ -867,7 +867,7 @@ Test(stream, lost_and_incomplete_heaps_are_counted)
         spc_heap_destroy(h);
     }
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_FAIL);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     struct recv_json rj;
     parse_recv_json(rt.cap.out, &rj);
     cr_assert_eq(jint(rj.summary, "complete"), 3);
@@ -1213,7 +1213,7 @@ static int verify_pushed(const char *tag, const char *const *extra, uint64_t fir
     for (size_t i = 0; i < n; i++)
         push_heap(q, heaps[i].cnt, first, heaps[i].stop, heaps[i].skip, heaps[i].dup);
     int rc = rt_join(rt);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     parse_recv_json(rt->cap.out, rj);
     return rc;
 }
@@ -1314,7 +1314,7 @@ Test(hostile, memory_budget_refuses_amplification)
     }
     push_heap(q, 17, 1, true, 0, 0);
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     expect_counted(&rt, "memory_refused", 16, "--max-memory");
 }
 
@@ -1357,7 +1357,7 @@ Test(hostile, descriptor_flood_is_bounded)
     }
     push_heap(q, 4, 1, true, 0, 0);
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     expect_counted(&rt, "descriptors_dropped", 200, NULL);
 }
 
@@ -1378,7 +1378,7 @@ Test(hostile, json_output_keeps_utf8)
     spc_heap_destroy(h);
     push_heap(q, 2, 1, true, 0, 0);
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     struct recv_json rj;
     parse_recv_json(rt.cap.out, &rj);
     json_t *heap = json_array_get(rj.heaps, 0);

@@ -94,14 +94,19 @@ size_t spc_decoder_budget_used(const struct spc_decoder_budget *b);
 void spc_decoder_budget_destroy(struct spc_decoder_budget *b);
 
 struct spc_decoder_config {
+    uint32_t struct_size;   /* sizeof(struct spc_decoder_config); fields beyond it take their defaults */
     size_t max_heap_size;   /* heaps announcing more are refused (default 64 MiB) */
     size_t max_live_heaps;  /* incomplete heaps kept; the oldest is evicted (default 16) */
     unsigned bug_compat;    /* used when parsing descriptors */
     struct spc_decoder_budget *budget; /* NULL: none (each live heap bounded as below) */
 };
 /* Defaults as above. */
-#define SPC_DECODER_CONFIG_DEFAULT                                                         \
-    ((struct spc_decoder_config){.max_heap_size = 64u << 20, .max_live_heaps = 16,         \
+#define SPC_DECODER_DEFAULT_MAX_HEAP_SIZE (64u << 20)
+#define SPC_DECODER_DEFAULT_MAX_LIVE_HEAPS 16u
+#define SPC_DECODER_CONFIG_DEFAULT                                                     \
+    ((struct spc_decoder_config){.struct_size = sizeof(struct spc_decoder_config),       \
+                                 .max_heap_size = SPC_DECODER_DEFAULT_MAX_HEAP_SIZE,     \
+                                 .max_live_heaps = SPC_DECODER_DEFAULT_MAX_LIVE_HEAPS,   \
                                  .bug_compat = 0, .budget = NULL})
 
 struct spc_decoder;
@@ -152,13 +157,17 @@ int spc_decoder_pop(struct spc_decoder *dec, struct spc_decoded_heap **out);
 void spc_decoder_flush(struct spc_decoder *dec);
 
 /* Counters since creation. */
+/* Sized: the caller sets struct_size (SPC_DECODER_STATS_INIT) and gets the counters that
+ * fit in it. */
 struct spc_decoder_stats {
+    uint32_t struct_size;
     uint64_t packets;     /* accepted, duplicates included */
     uint64_t bad_packets; /* refused with an error */
     uint64_t heaps_complete;
     uint64_t heaps_incomplete;
     uint64_t memory_refused; /* refused with -ENOBUFS (counted in bad_packets too) */
 };
+#define SPC_DECODER_STATS_INIT ((struct spc_decoder_stats){.struct_size = sizeof(struct spc_decoder_stats)})
 void spc_decoder_stats(const struct spc_decoder *dec, struct spc_decoder_stats *out);
 
 /* A descriptor parsed back from a decoded item 5. Owned by the caller; free with
