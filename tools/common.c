@@ -19,12 +19,23 @@
 volatile sig_atomic_t spct_interrupted;
 bool spct_signals_installed;
 
+/* CLOCK_MONOTONIC seconds of the first signal (clock_gettime is async-signal-safe). */
+static volatile double first_signal_at;
+
 /* The first SIGINT/SIGTERM asks the tool to finish (it polls spct_interrupted); a
- * second one ends the process at once. */
+ * second one ends the process at once. A copy arriving within 0.25 s is the same request
+ * (timeout(1) signals its child and then the child's process group). */
 static void on_signal(int sig)
 {
-    if (spct_interrupted)
-        _exit(128 + sig);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    if (spct_interrupted) {
+        if (now - first_signal_at >= 0.25)
+            _exit(128 + sig);
+        return;
+    }
+    first_signal_at = now;
     spct_interrupted = sig;
 }
 

@@ -27,7 +27,8 @@
 
 /* Set (to the signal number) by the SIGINT/SIGTERM handler that spct_install_signals
  * installs (only the executables install it); the tools' loops poll it and finish
- * cleanly. A second signal ends the process at once with status 128 + signal. */
+ * cleanly. A second signal (0.25 s or more after the first) ends the process at once
+ * with status 128 + signal. */
 extern volatile sig_atomic_t spct_interrupted;
 /* True once spct_install_signals ran: this process is one of the executables. */
 extern bool spct_signals_installed;

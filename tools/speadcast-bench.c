@@ -225,12 +225,15 @@ static int sender_part(struct bench *b, struct trial *t, const char *addr, uint6
     struct spct_send_opts so;
     fill_send_opts(b, &so, dest, packet, heap_size, t->rate, t->heaps);
     struct spct_send_result sr;
+    memset(&sr, 0, sizeof sr); /* an early failure leaves it as it is */
     FILE *devnull = null_out();
     int rc = spct_send_run(&so, &sr, devnull ? devnull : b->err, b->err);
     if (devnull)
         fclose(devnull);
     t->send_gbps = sr.seconds > 0 ? sr.bytes * 8e-9 / sr.seconds : 0.0;
-    return rc;
+    /* SIGINT ends the bench after this trial (it polls spct_interrupted); the sender's
+     * interrupted status is not a failure of the trial. */
+    return sr.interrupted && rc == spct_interrupt_status() ? SPCT_EXIT_OK : rc;
 }
 
 static int trial_thread(struct bench *b, struct trial *t, uint64_t packet, uint64_t heap_size)
