@@ -162,6 +162,8 @@ static void fill_recv_opts(const struct bench *b, struct spct_recv_opts *ro, con
     ro->given_packet = true;
     ro->max_heap_size = heap_size + 4 * 1048576 > ro->max_heap_size ? heap_size + 4 * 1048576
                                                                      : ro->max_heap_size;
+    if (ro->max_memory < 4 * ro->max_heap_size)
+        ro->max_memory = 4 * ro->max_heap_size; /* room for a few heaps in flight */
     if (o->buffer) {
         ro->buffer = o->buffer;
         ro->given_buffer = true;

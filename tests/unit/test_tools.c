@@ -472,6 +472,9 @@ Test(recv_options, bad_values_have_clear_messages)
         {{"/nonexistent/capture.pcap", NULL}, "no readable file has that name"},
         {{"--verbose", "0", NULL}, "unknown option --verbose"},
         {{"--quiet=1", "0", NULL}, "--quiet takes no value"},
+        {{"--substream", "2/2", "0", NULL}, "--substream '2/2': I must be a substream index below N"},
+        {{"--substream", "x", "0", NULL}, "--substream 'x'"},
+        {{"--max-connections", "0", "0", NULL}, "--max-connections: 0 is below the minimum 1"},
     };
     check_bad(spct_recv_main, "speadcast-recv", cases, sizeof cases / sizeof cases[0]);
 }
