@@ -227,6 +227,7 @@ void spct_rx_accept_tcp(struct spct_rx *rx, size_t listener)
             return;
         }
         rx->n_conns++;
+        s->counted = true;
     }
 }
 

@@ -43,6 +43,7 @@ struct spct_rx_source {
     bool done;                      /* stopped, closed or drained */
     bool polled;                    /* files: a pipe, FIFO or device, read as it comes */
     double paused_until;            /* TCP listeners: not polled before (spct_now) */
+    bool counted;                   /* TCP connections: counted in rx->n_conns */
     char name[300];
 };
 

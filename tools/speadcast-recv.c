@@ -194,8 +194,10 @@ void spct_rx_end_source(struct spct_rx *rx, struct spct_rx_source *s)
     }
     if (s->len && rx->complaints_bad++ < RECV_MAX_COMPLAINTS)
         fprintf(rx->err, RECV_PROG ": %s: ended inside a packet (%zu bytes left)\n", s->name, s->len);
-    if (s->kind == SRC_TCP_CONN && !s->done)
+    if (s->counted) {
         rx->n_conns--;
+        s->counted = false;
+    }
     spct_rx_close_source(s);
     s->done = true;
 }

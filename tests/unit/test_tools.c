@@ -1338,6 +1338,41 @@ Test(hostile, tcp_connections_are_capped)
     expect_counted(&rt, "connections_refused", 3, "--max-connections 2");
 }
 
+/* A connection the receiver gives up on (not SPEAD) frees its place under the cap: the
+ * next connection's stop heap ends the run. */
+Test(hostile, closed_connections_leave_the_cap)
+{
+    const char *rargs[] = {"--tcp", "--quiet", "--max-connections", "1", "--timeout", "10",
+                           "127.0.0.1:0", NULL};
+    struct rthread rt;
+    rt_start(&rt, rargs);
+    int bad = connect_tcp(rt.addr[0]);
+    cr_assert(bad >= 0);
+    cr_assert_eq(send(bad, "not SPEAD at all", 16, 0), 16);
+    char byte;
+    cr_assert_eq(recv(bad, &byte, 1, 0), 0, "the receiver closes a connection it cannot parse");
+    close(bad);
+    struct spc_heap *h;
+    cr_assert_eq(spc_heap_create(&h, NULL), 0);
+    cr_assert_eq(spc_heap_add_end(h), 0);
+    uint8_t scratch[1472];
+    struct spc_packetizer pz;
+    cr_assert_eq(spc_packetizer_init(&pz, h, 1, 1472), 0);
+    struct spc_packet pkt;
+    cr_assert_eq(spc_packetizer_next(&pz, scratch, &pkt), 1);
+    int good = connect_tcp(rt.addr[0]);
+    cr_assert(good >= 0);
+    for (unsigned k = 0; k < pkt.n_iov; k++)
+        cr_assert_eq(send(good, pkt.iov[k].iov_base, pkt.iov[k].iov_len, 0),
+                     (ssize_t)pkt.iov[k].iov_len);
+    spc_heap_destroy(h);
+    cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
+    close(good);
+    cr_assert(rt.r.finished && rt.r.stops == 1, "%s", rt.cap.err);
+    cr_assert_eq(rt.r.connections_refused, 0);
+    cap_free(&rt.cap);
+}
+
 /* Defect 6: descriptors kept are bounded (--max-descriptors); the rest are counted. */
 Test(hostile, descriptor_flood_is_bounded)
 {
