@@ -21,14 +21,14 @@
 
 #include <ltdl.h>
 
-#include "log_internal.h"
 #include "array.h"
 #include "error_internal.h"
 #include "loader.h"
-#include "speadcast/catalogue.h"
+#include "log_internal.h"
 #include "options.h"
 #include "searchpath.h"
 #include "strbuf.h"
+#include "speadcast/catalogue.h"
 #include "transport_bytes.h"
 
 /* ABI majors probed when spc_transport_entry_v1 is missing, to say what a plugin speaks. */

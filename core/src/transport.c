@@ -203,16 +203,14 @@ int spci_transport_open(struct spci_transport **out, const struct spc_config *cf
     };
     rc = spci_plugin_rc(p->ops.open(t->obj, opts, &params));
     if (rc != 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
+        spci_errorf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
                      t->last_error[0] ? ": " : "", t->last_error);
         instance_free(t);
         return rc;
     }
     unsigned n = t->obj->n_substreams;
     if (n == 0 || (d->max_substreams && n > d->max_substreams)) {
-        if (err && errlen)
-            snprintf(err, errlen, "transport \"%s\": open set n_substreams %u outside 1..%u",
+        spci_errorf(err, errlen, "transport \"%s\": open set n_substreams %u outside 1..%u",
                      p->name, n, d->max_substreams ? (unsigned)d->max_substreams : UINT32_MAX);
         p->ops.close(t->obj);
         instance_free(t);
