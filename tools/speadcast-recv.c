@@ -3,13 +3,13 @@
  * speadcast-send/spead2_send --verify pattern and counts complete, incomplete, corrupt
  * and missing heaps.
  *
- * Each source (UDP socket, TCP connection, inproc queue) has its own decoder, as
- * spead2_recv gives each source its own stream. The run ends when the expected number of
- * stop heaps has arrived (one per source unless --stops says otherwise), after --heaps
- * heaps, at --timeout / --idle-timeout, or on SIGINT; heaps still incomplete then are
- * counted as incomplete. Missing heaps are the gaps in the range of heap cnts seen across
- * all sources (speadcast-send numbers heaps 1, 2, 3, ... over all substreams, each once),
- * so --verify expects to receive every substream of the stream.
+ * Each source (UDP socket, TCP connection, file, inproc queue) has its own decoder, as
+ * spead2_recv gives each source its own stream; all decoders share one memory budget
+ * (--max-memory). The run ends when the expected number of stop heaps has arrived (one
+ * per source unless --stops says otherwise), after --heaps heaps, at --timeout /
+ * --idle-timeout, or on SIGINT; heaps still incomplete then are counted as incomplete.
+ * With --verify, missing heaps are the cnts of the sender's sequence (recv-verify.c)
+ * before the stop heap's that never arrived.
  */
 #include <errno.h>
 #include <inttypes.h>
