@@ -278,9 +278,12 @@ Test(send_options, every_option_is_parsed)
     spct_send_opts_free(&o);
 
     spct_send_defaults(&o);
-    char *args3[] = {"speadcast-send", "--tcp", "--flavour", "64-48:7", "--", "h:9", NULL};
-    cr_assert_eq(spct_send_parse(&o, 6, args3, stdout, stderr), 0);
+    char *args3[] = {"speadcast-send", "--tcp", "--flavour", "64-48:7", "--send-timeout",
+                     "2.5", "--", "h:9", NULL};
+    cr_assert_eq(spct_send_parse(&o, 8, args3, stdout, stderr), 0);
     cr_assert(o.tcp);
+    cr_assert(o.given.send_timeout);
+    cr_assert_float_eq(o.send_timeout, 2.5, 1e-12);
     cr_assert_eq(o.heap_address_bits, 48);
     cr_assert_eq(o.bug_compat, 7);
     spct_send_opts_free(&o);
@@ -369,6 +372,8 @@ Test(send_options, bad_values_have_clear_messages)
         {{"--config", "c.json", "--tcp", NULL}, "--tcp cannot be combined with --config"},
         {{"--inproc", "--heaps", "1", "", NULL}, "queue name '' must have 1 to 255 bytes"},
         {{"--inproc", "q", NULL}, "the inproc transport needs --heaps"},
+        {{"--send-timeout", "1", "h:1", NULL}, "--send-timeout applies to --tcp only"},
+        {{"--config", "c.json", "--send-timeout", "1", NULL}, "--send-timeout cannot be combined with --config"},
     };
     check_bad(spct_send_main, "speadcast-send", cases, sizeof cases / sizeof cases[0]);
 }
@@ -428,10 +433,18 @@ Test(recv_options, every_option_is_parsed)
     cr_assert_eq(o.buffer, 8u << 20);
     cr_assert_eq(o.heaps, -1);
     cr_assert_eq(o.stops, -1);
+    cr_assert_eq(o.first_cnt, 1);
+    cr_assert_eq(o.substream_index, 0);
+    cr_assert_eq(o.substream_count, 1);
+    cr_assert_eq(o.max_memory, UINT64_C(1) << 30);
+    cr_assert_eq(o.max_connections, 64);
+    cr_assert_eq(o.max_descriptors, 65536);
     char *args[] = {"speadcast-recv", "--tcp", "--verify", "--quiet", "--descriptors", "--json",
                     "--pyspead", "--bind", "127.0.0.1", "--packet", "4096", "--buffer", "1M",
                     "--concurrent-heaps", "3", "--max-heap-size", "1G", "--heaps", "7", "--stops",
                     "2", "--timeout", "1.5", "--idle-timeout", "0.25", "--ready-file", "/tmp/x",
+                    "--first-cnt", "5", "--substream", "1/3", "--max-memory", "2G",
+                    "--max-connections", "9", "--max-descriptors", "10",
                     "7148", ":7149", "127.0.0.1:0", NULL};
     int argc = sizeof args / sizeof args[0] - 1;
     cr_assert_eq(spct_recv_parse(&o, argc, args, stdout, stderr), 0);
@@ -446,6 +459,12 @@ Test(recv_options, every_option_is_parsed)
     cr_assert_float_eq(o.timeout, 1.5, 1e-12);
     cr_assert_float_eq(o.idle_timeout, 0.25, 1e-12);
     cr_assert_str_eq(o.ready_file, "/tmp/x");
+    cr_assert_eq(o.first_cnt, 5);
+    cr_assert_eq(o.substream_index, 1);
+    cr_assert_eq(o.substream_count, 3);
+    cr_assert_eq(o.max_memory, UINT64_C(2) << 30);
+    cr_assert_eq(o.max_connections, 9);
+    cr_assert_eq(o.max_descriptors, 10);
     cr_assert_eq(o.n_sources, 3);
     spct_recv_opts_free(&o);
 
