@@ -372,6 +372,11 @@ Test(send_options, bad_values_have_clear_messages)
         {{"--config", "c.json", "--tcp", NULL}, "--tcp cannot be combined with --config"},
         {{"--inproc", "--heaps", "1", "", NULL}, "queue name '' must have 1 to 255 bytes"},
         {{"--inproc", "q", NULL}, "the inproc transport needs --heaps"},
+        {{"--addr-bits", "8", "h:1", NULL},
+         "--addr-bits 8 gives heap offsets up to 255, too few for --heap-size 4194304"},
+        {{"--rate", "1e308", "h:1", NULL}, "--rate: 1e308 is above the maximum"},
+        {{"--burst", "18446744073709551615", "h:1", NULL},
+         "--burst: 18446744073709551615 is above the maximum"},
         {{"--send-timeout", "1", "h:1", NULL}, "--send-timeout applies to --tcp only"},
         {{"--config", "c.json", "--send-timeout", "1", NULL}, "--send-timeout cannot be combined with --config"},
     };
@@ -1578,21 +1583,12 @@ Test(hostile, send_json_counts_failed_heaps)
     cap_free(&c);
 }
 
-/* Defect 13: messages that name the problem. */
+/* Defect 13: messages that name the problem (the option ones are with the other bad
+ * option values above). */
 Test(hostile, messages_name_the_problem)
 {
-    static const struct bad_case cases[] = {
-        {{"--addr-bits", "8", "h:1", NULL}, "--addr-bits 8"},
-        {{"--rate", "1e308", "h:1", NULL}, "--rate: 1e308 is above the maximum"},
-        {{"--burst", "18446744073709551615", "h:1", NULL}, "--burst: 18446744073709551615 is above the maximum"},
-    };
-    check_bad(spct_send_main, "speadcast-send", cases, sizeof cases / sizeof cases[0]);
+    /* --addr-bits, --rate and --burst: in send_options/bad_values_have_clear_messages. */
     struct captured c;
-    const char *args[] = {"--heaps", "1", "--addr-bits", "8", "h:1", NULL};
-    run_tool(spct_send_main, "speadcast-send", args, &c);
-    cr_assert(strstr(c.err, "heap offsets up to 255"), "%s", c.err);
-    cap_free(&c);
-
     char *path = tmp_path("empty-v6.json");
     FILE *f = fopen(path, "w");
     fputs("{\"transport\": \"udp\", \"options\": {\"endpoints\": [\"[]:9000\"]}}", f);
