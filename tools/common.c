@@ -6,20 +6,37 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 volatile sig_atomic_t spct_interrupted;
+bool spct_signals_installed;
 
+/* CLOCK_MONOTONIC seconds of the first signal (clock_gettime is async-signal-safe). */
+static volatile double first_signal_at;
+
+/* The first SIGINT/SIGTERM asks the tool to finish (it polls spct_interrupted); a
+ * second one ends the process at once. A copy arriving within 0.25 s is the same request
+ * (timeout(1) signals its child and then the child's process group). */
 static void on_signal(int sig)
 {
-    (void)sig;
-    spct_interrupted = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    if (spct_interrupted) {
+        if (now - first_signal_at >= 0.25)
+            _exit(128 + sig);
+        return;
+    }
+    first_signal_at = now;
+    spct_interrupted = sig;
 }
 
 void spct_install_signals(void)
@@ -31,6 +48,12 @@ void spct_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    spct_signals_installed = true;
+}
+
+int spct_interrupt_status(void)
+{
+    return 128 + (spct_interrupted > 1 ? (int)spct_interrupted : SIGINT);
 }
 
 /* ------------------------------------------------------------ numbers */
@@ -571,41 +594,73 @@ size_t spct_pattern_check(const void *src, size_t n, uint64_t pos, uint32_t *got
 
 /* ------------------------------------------------------------ output */
 
-void spct_json_bytes(FILE *f, const char *s, size_t len)
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if not valid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    fputc('"', f);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (c < 0x20 || c >= 0x7f)
-                fprintf(f, "\\u%04x", c);
-            else
-                fputc(c, f);
-        }
-    }
-    fputc('"', f);
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4              ? 4
+                                                       : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return len;
 }
 
-void spct_json_string(FILE *f, const char *s)
+struct json_t *spct_json_text(const char *s)
 {
     if (!s)
-        fputs("null", f);
-    else
-        spct_json_bytes(f, s, strlen(s));
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    /* Not UTF-8 (text from the wire can be anything): each bad byte becomes U+FFFD. */
+    size_t n = strlen(s);
+    char *clean = malloc(3 * n + 1);
+    if (!clean)
+        return json_null();
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            memcpy(clean + o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(clean + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    j = json_stringn(clean, o);
+    free(clean);
+    return j ? j : json_null();
 }
 
-void spct_json_double(FILE *f, double v)
+struct json_t *spct_json_real(double v)
 {
-    if (isfinite(v))
-        fprintf(f, "%.9g", v);
-    else
-        fputs("null", f);
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+struct json_t *spct_json_u64(uint64_t v)
+{
+    return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
+}
+
+void spct_json_print(FILE *f, struct json_t *obj)
+{
+    if (obj) {
+        json_dumpf(obj, f, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        fputc('\n', f);
+        json_decref(obj);
+    }
+    fflush(f);
 }
 
 double spct_now(void)
@@ -628,19 +683,29 @@ void spct_sleep(double seconds)
 
 int spct_write_file_atomic(const char *path, const char *text)
 {
+    /* Only a regular file is replaced: a device, FIFO, directory or symlink at the path
+     * stays as it is (rename would replace the link or node itself). */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return -SPCT_ENOTREG;
     size_t len = strlen(path);
     char *tmp = malloc(len + 16);
     if (!tmp)
         return -ENOMEM;
-    snprintf(tmp, len + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
+    /* A fresh name in the same directory (mkstemp: O_CREAT|O_EXCL, mode 0600, so nothing
+     * planted there is followed or reused), then renamed over the target. */
+    snprintf(tmp, len + 16, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
         int e = errno;
         free(tmp);
         return -e;
     }
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
+    fchmod(fd, 0644);
+    FILE *f = fdopen(fd, "w");
+    int bad = !f || fputs(text, f) < 0;
+    errno = 0;
+    bad |= f ? fclose(f) != 0 : close(fd) != 0;
     if (bad || rename(tmp, path) < 0) {
         int e = errno ? errno : EIO;
         unlink(tmp);

@@ -7,7 +7,8 @@
  * spct_interrupted, so several tools may run at once on different threads.
  *
  * Exit status of every tool: 0 success, 1 a run-time failure (including lost or corrupt
- * heaps when verifying), 2 bad usage.
+ * heaps when verifying), 2 bad usage; speadcast-send ended by SIGINT or SIGTERM: 128 +
+ * the signal (130, 143).
  */
 #ifndef SPCT_COMMON_H
 #define SPCT_COMMON_H
@@ -24,10 +25,16 @@
 #define SPCT_EXIT_FAIL 1
 #define SPCT_EXIT_USAGE 2
 
-/* Set by the SIGINT/SIGTERM handler that spct_install_signals installs (only the
- * executables install it); the tools' loops poll it and finish cleanly. */
+/* Set (to the signal number) by the SIGINT/SIGTERM handler that spct_install_signals
+ * installs (only the executables install it); the tools' loops poll it and finish
+ * cleanly. A second signal (0.25 s or more after the first) ends the process at once
+ * with status 128 + signal. */
 extern volatile sig_atomic_t spct_interrupted;
+/* True once spct_install_signals ran: this process is one of the executables. */
+extern bool spct_signals_installed;
 void spct_install_signals(void);
+/* 128 + the signal that interrupted (SIGINT when set by other means). */
+int spct_interrupt_status(void);
 
 /* ------------------------------------------------------------ options */
 
@@ -126,12 +133,16 @@ size_t spct_pattern_check(const void *src, size_t n, uint64_t pos, uint32_t *got
 
 /* ------------------------------------------------------------ output */
 
-/* Writes s as a JSON string literal (quotes and escapes included). */
-void spct_json_string(FILE *f, const char *s);
-/* As spct_json_string for len bytes that may hold anything (bytes >= 0x80 as \u00XX). */
-void spct_json_bytes(FILE *f, const char *s, size_t len);
-/* Writes a finite double as a JSON number (non-finite as null). */
-void spct_json_double(FILE *f, double v);
+/* JSON output goes through jansson (json_t from <jansson.h>). */
+struct json_t;
+/* A JSON string of s (NULL gives null; bytes that are not UTF-8 become U+FFFD). */
+struct json_t *spct_json_text(const char *s);
+/* A JSON number (non-finite gives null). */
+struct json_t *spct_json_real(double v);
+/* A JSON integer (above INT64_MAX: a real). */
+struct json_t *spct_json_u64(uint64_t v);
+/* Writes obj on one line (keys in insertion order), flushes f and releases obj. */
+void spct_json_print(FILE *f, struct json_t *obj);
 
 /* CLOCK_MONOTONIC in seconds. */
 double spct_now(void);
@@ -139,7 +150,10 @@ double spct_now(void);
 /* Sleeps for the given number of seconds (interrupted early by nothing). */
 void spct_sleep(double seconds);
 
-/* Writes text to path atomically (a temporary file renamed over it). Returns 0 or -errno. */
+/* Writes text to path atomically (a temporary file made with mkstemp in the same
+ * directory, renamed over it). Refuses to replace anything but a regular file
+ * (-SPCT_ENOTREG). Returns 0 or -errno. */
+#define SPCT_ENOTREG 1000 /* not an errno: "is not a regular file" */
 int spct_write_file_atomic(const char *path, const char *text);
 
 /* ------------------------------------------------------------ speadcast-send */
@@ -168,24 +182,30 @@ struct spct_send_opts {
     int64_t ibv_vector;     /* --ibv-vector 0 */
     int64_t ibv_max_poll;   /* --ibv-max-poll 10 */
     const char *config;     /* --config FILE */
+    double send_timeout;    /* --send-timeout: tcp's send_timeout, seconds (0 = none) */
     bool json, quiet, progress, no_progress;
     struct {
         bool addr_bits, packet, buffer, burst, burst_rate_ratio, max_heaps, rate_method, rate,
-            ttl, bind, ibv_vector, ibv_max_poll, writer_threads;
+            ttl, bind, ibv_vector, ibv_max_poll, writer_threads, send_timeout;
     } given;
     /* After parsing: the flavour every heap is sent in. */
     unsigned heap_address_bits, bug_compat;
     const char **dest;      /* positional: host:port (or queue names with --inproc) */
     size_t n_dest;
+    /* Library use only (speadcast-bench): past this spct_now() time no more data heaps
+     * are queued, as after SIGINT (0 = no limit). */
+    double stop_at;
 };
 
 struct spct_send_result {
-    uint64_t bytes;         /* sum of the completed heaps' bytes */
+    uint64_t bytes;         /* sum of the bytes of the heaps sent */
     double seconds;         /* first send to last completion */
-    uint64_t heaps;         /* completed heaps (stop heaps included) */
+    uint64_t heaps;         /* heaps sent (stop heaps included); failed ones not */
     uint64_t data_heaps, stop_heaps;
     uint64_t packets;
     uint64_t errors;        /* heaps that completed with an error */
+    uint64_t failed_bytes;  /* payload bytes of the heaps that failed */
+    uint64_t aborted;       /* heaps still in flight when the interrupted run gave up */
     unsigned substreams;
     bool interrupted;
 };
@@ -215,6 +235,12 @@ struct spct_recv_opts {
     double timeout;            /* seconds for the whole run; 0 = none */
     double idle_timeout;       /* seconds without a packet after the first; 0 = none */
     const char *ready_file;    /* written with the bound host:port lines once listening */
+    uint64_t first_cnt;        /* --verify: the sender's first heap cnt, 1 */
+    const char *substream;     /* --verify: "I/N", this receiver gets substream I of N */
+    uint64_t substream_index, substream_count; /* parsed from substream; 0 and 1 */
+    uint64_t max_memory;       /* live heaps of all sources together, 1 GiB */
+    uint64_t max_connections;  /* TCP connections open at once, 64 */
+    uint64_t max_descriptors;  /* descriptors kept (by item ID), 65536 */
     bool given_packet, given_buffer;
     const char **sources;
     size_t n_sources;
@@ -233,6 +259,12 @@ struct spct_recv_result {
     uint64_t packets, bad_packets;
     uint64_t bytes;            /* payload bytes of complete heaps */
     uint64_t verified;         /* heaps whose data matched the pattern */
+    uint64_t duplicates;       /* --verify: heaps whose cnt arrived before */
+    uint64_t duplicate_packets;/* --verify: stray packets of heaps already complete */
+    uint64_t unexpected;       /* --verify: heaps with cnts outside the sequence */
+    uint64_t memory_refused;   /* packets refused for --max-memory (in bad_packets too) */
+    uint64_t connections_refused; /* TCP connections closed for --max-connections */
+    uint64_t descriptors_dropped; /* new descriptors beyond --max-descriptors */
     double seconds;            /* first packet to last packet */
     bool timed_out;            /* ended by --timeout, --idle-timeout or cancel */
     bool finished;             /* every expected stop heap arrived, or --heaps reached */

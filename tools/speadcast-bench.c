@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -161,6 +162,8 @@ static void fill_recv_opts(const struct bench *b, struct spct_recv_opts *ro, con
     ro->given_packet = true;
     ro->max_heap_size = heap_size + 4 * 1048576 > ro->max_heap_size ? heap_size + 4 * 1048576
                                                                      : ro->max_heap_size;
+    if (ro->max_memory < 4 * ro->max_heap_size)
+        ro->max_memory = 4 * ro->max_heap_size; /* room for a few heaps in flight */
     if (o->buffer) {
         ro->buffer = o->buffer;
         ro->given_buffer = true;
@@ -191,6 +194,9 @@ static void fill_send_opts(const struct bench *b, struct spct_send_opts *so, con
     so->no_progress = true;
     so->dest = dest;
     so->n_dest = 1;
+    /* The heap count comes from the rate asked for; a rate the sender cannot reach would
+     * stretch the trial: it stops queuing data heaps at --max-time. */
+    so->stop_at = b->start + o->max_time;
 }
 
 /* The grace the receiver gets after the sender finished: enough for the packets still in
@@ -221,12 +227,15 @@ static int sender_part(struct bench *b, struct trial *t, const char *addr, uint6
     struct spct_send_opts so;
     fill_send_opts(b, &so, dest, packet, heap_size, t->rate, t->heaps);
     struct spct_send_result sr;
+    memset(&sr, 0, sizeof sr); /* an early failure leaves it as it is */
     FILE *devnull = null_out();
     int rc = spct_send_run(&so, &sr, devnull ? devnull : b->err, b->err);
     if (devnull)
         fclose(devnull);
     t->send_gbps = sr.seconds > 0 ? sr.bytes * 8e-9 / sr.seconds : 0.0;
-    return rc;
+    /* SIGINT ends the bench after this trial (it polls spct_interrupted); the sender's
+     * interrupted status is not a failure of the trial. */
+    return sr.interrupted && rc == spct_interrupt_status() ? SPCT_EXIT_OK : rc;
 }
 
 static int trial_thread(struct bench *b, struct trial *t, uint64_t packet, uint64_t heap_size)
@@ -603,13 +612,13 @@ static int run_search(struct bench *b)
             return rc;
     }
     if (o->json) {
-        fprintf(b->out, "{\"mode\": \"search\", \"transport\": \"%s\", \"receiver\": \"%s\", "
-                "\"heap_size\": %" PRIu64 ", \"packet\": %" PRIu64 ", \"best_gbps\": ",
-                transport_name(o), receivers[o->receiver], o->heap_size, o->packet);
-        spct_json_double(b->out, best);
-        fputs(", \"top_send_gbps\": ", b->out);
-        spct_json_double(b->out, top);
-        fprintf(b->out, ", \"out_of_time\": %s}\n", b->out_of_time ? "true" : "false");
+        spct_json_print(b->out, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:b}", "mode",
+                                          "search", "transport", transport_name(o), "receiver",
+                                          receivers[o->receiver], "heap_size",
+                                          spct_json_u64(o->heap_size), "packet",
+                                          spct_json_u64(o->packet), "best_gbps",
+                                          spct_json_real(best), "top_send_gbps",
+                                          spct_json_real(top), "out_of_time", b->out_of_time));
     } else if (o->rate > 0) {
         fprintf(b->out, "%s at %g Gb/s\n", best > 0 ? "Sustained" : "Not sustained", o->rate);
     } else if (best > 0) {
@@ -663,24 +672,24 @@ static int run_sweep(struct bench *b)
             done++;
         }
     if (o->json) {
-        fprintf(b->out, "{\"mode\": \"sweep\", \"transport\": \"%s\", \"receiver\": \"%s\", "
-                "\"rows\": [", transport_name(o), receivers[o->receiver]);
+        json_t *list = json_array();
         for (size_t i = 0; i < done; i++) {
             const struct trial *t = &rows[i];
-            fprintf(b->out, "%s{\"packet\": %" PRIu64 ", \"heap_size\": %" PRIu64
-                    ", \"heaps\": %" PRIu64 ", \"send_gbps\": ", i ? ", " : "", P->v[i % P->n],
-                    Hs->v[i / P->n], t->heaps);
-            spct_json_double(b->out, t->send_gbps);
-            fputs(", \"recv_gbps\": ", b->out);
-            spct_json_double(b->out, t->recv_gbps);
-            fprintf(b->out, ", \"complete\": %" PRIu64, t->complete);
-            if (o->search) {
-                fputs(", \"sustained_gbps\": ", b->out);
-                spct_json_double(b->out, best[i]);
-            }
-            fputc('}', b->out);
+            json_t *row = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "packet",
+                                    spct_json_u64(P->v[i % P->n]), "heap_size",
+                                    spct_json_u64(Hs->v[i / P->n]), "heaps",
+                                    spct_json_u64(t->heaps), "send_gbps",
+                                    spct_json_real(t->send_gbps), "recv_gbps",
+                                    spct_json_real(t->recv_gbps), "complete",
+                                    spct_json_u64(t->complete));
+            if (o->search)
+                json_object_set_new(row, "sustained_gbps", spct_json_real(best[i]));
+            json_array_append_new(list, row);
         }
-        fprintf(b->out, "], \"complete\": %s}\n", done == n ? "true" : "false");
+        spct_json_print(b->out, json_pack("{s:s, s:s, s:s, s:o, s:b}", "mode", "sweep",
+                                          "transport", transport_name(o), "receiver",
+                                          receivers[o->receiver], "rows", list, "complete",
+                                          done == n));
     } else {
         fprintf(b->out, "  packet   heap size   heaps   sent Gb/s   recv Gb/s   complete%s\n",
                 o->search ? "   sustained Gb/s" : "");

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #include "speadcast/speadcast.h"
 
 #define PROG "speadcast-send"
+/* After SIGINT/SIGTERM, how long the heaps in flight (and the stop heaps) may take. */
+#define INTERRUPT_GRACE 2.0
 
 
 void spct_send_defaults(struct spct_send_opts *o)
@@ -109,8 +112,8 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
          "local address to bind sockets to", false, false, 0, 0, NULL},
         {"buffer", SPCT_OPT_UINT, &o->buffer, &o->given.buffer, "BYTES",
          "socket buffer size (default: the transport's)", true, true, 0, 2147483647.0, NULL},
-        {"burst", SPCT_OPT_UINT, &o->burst, &o->given.burst, "BYTES", "burst size", true, false,
-         1, 0, NULL},
+        {"burst", SPCT_OPT_UINT, &o->burst, &o->given.burst, "BYTES", "burst size", true, true,
+         1, 9223372036854775807.0, NULL},
         {"burst-rate-ratio", SPCT_OPT_DOUBLE, &o->burst_rate_ratio, &o->given.burst_rate_ratio,
          "RATIO", "hard rate limit, relative to --rate", true, false, 1.0, 0, NULL},
         {"max-heaps", SPCT_OPT_UINT, &o->max_heaps, &o->given.max_heaps, "N",
@@ -121,7 +124,7 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         {"rate-method", SPCT_OPT_CHOICE, &o->rate_method, &o->given.rate_method, "METHOD",
          "rate limiting method: sw, hw or auto", false, false, 0, 0, spc_rate_method_names()},
         {"rate", SPCT_OPT_DOUBLE, &o->rate, &o->given.rate, "GBPS",
-         "transmission rate bound in Gb/s (0 = unlimited)", true, false, 0, 0, NULL},
+         "transmission rate bound in Gb/s (0 = unlimited)", true, true, 0, 1e9, NULL},
         {"ttl", SPCT_OPT_INT, &o->ttl, &o->given.ttl, "TTL", "TTL for multicast targets", true,
          true, 0, 255, NULL},
         {"ibv", SPCT_OPT_FLAG, &o->ibv, NULL, NULL, "use ibverbs (needs --bind)", false, false, 0,
@@ -130,6 +133,9 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
          "ibverbs interrupt vector (-1 = busy polling)", true, true, -1, 65535, NULL},
         {"ibv-max-poll", SPCT_OPT_INT, &o->ibv_max_poll, &o->given.ibv_max_poll, "N",
          "ibverbs: maximum number of times to poll in a row", true, true, 1, 1000000, NULL},
+        {"send-timeout", SPCT_OPT_DOUBLE, &o->send_timeout, &o->given.send_timeout, "SECONDS",
+         "--tcp: a send that the peer takes no byte of for this long fails (0 = wait as long "
+         "as the peer is alive)", true, true, 0, 86400, NULL},
         {"config", SPCT_OPT_STRING, &o->config, NULL, "FILE",
          "JSON stream config (any transport, third-party ones too); destinations come from it",
          false, false, 0, 0, NULL},
@@ -187,6 +193,11 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         o->bug_compat = o->pyspead ? SPC_BUG_COMPAT_PYSPEAD_0_5_2 : 0;
     }
     struct spc_flavour fl = {o->heap_address_bits, o->bug_compat};
+    /* Item addresses are heap offsets: the heap must fit in heap_address_bits. */
+    if (o->heap_address_bits < 64 && o->heap_size >> o->heap_address_bits)
+        USAGE_ERROR("--addr-bits %u gives heap offsets up to %" PRIu64 ", too few for "
+                    "--heap-size %" PRIu64, o->heap_address_bits,
+                    (UINT64_C(1) << o->heap_address_bits) - 1, o->heap_size);
     uint64_t last_id = 0x1000 + o->items - 1;
     if (last_id > spc_flavour_max_id(&fl))
         USAGE_ERROR("--items %" PRIu64 " needs item IDs up to 0x%" PRIx64 ", but SPEAD-64-%u "
@@ -206,6 +217,7 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
                             : o->given.ttl ? "--ttl"
                             : o->given.ibv_vector ? "--ibv-vector"
                             : o->given.ibv_max_poll ? "--ibv-max-poll"
+                            : o->given.send_timeout ? "--send-timeout"
                                                     : NULL;
         if (clash)
             USAGE_ERROR("%s cannot be combined with --config: set the transport and its "
@@ -218,9 +230,8 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         USAGE_ERROR("only one destination is supported with --tcp (got %zu)", o->n_dest);
     if (o->ibv && !o->bind)
         USAGE_ERROR("--ibv requires --bind (the address of the interface to send from)");
-    if (o->inproc && o->heaps < 0)
-        USAGE_ERROR("--inproc needs --heaps: in-process queues are unbounded and only a "
-                    "receiver in this process can drain them");
+    if (o->given.send_timeout && !o->tcp)
+        USAGE_ERROR("--send-timeout applies to --tcp only");
     for (size_t i = 0; i < o->n_dest; i++) {
         if (o->inproc) {
             if (!*o->dest[i] || strlen(o->dest[i]) > SPC_INPROC_NAME_MAX)
@@ -314,6 +325,8 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
         rc = spc_config_set_string(cfg, "interface_address", o->bind, msg, sizeof msg);
     if (rc == 0 && !o->tcp && !o->inproc)
         rc = spc_config_set_uint(cfg, "ttl", (uint64_t)o->ttl, msg, sizeof msg);
+    if (rc == 0 && o->tcp && o->given.send_timeout)
+        rc = spc_config_set_double(cfg, "send_timeout", o->send_timeout, msg, sizeof msg);
     if (rc == 0 && o->ibv) {
         rc = spc_config_set_int(cfg, "comp_vector", o->ibv_vector, msg, sizeof msg);
         if (rc == 0)
@@ -431,8 +444,10 @@ static struct spc_heap_ref heap_ref(struct sender *s, uint64_t idx)
 }
 
 /* Fills the window: queues every heap that fits, in one call (one lock and at most one
- * writer wake-up for all of them). refs and users have room for the window. */
-static int refill(struct sender *s, struct spc_heap_ref *refs, void **users, FILE *err)
+ * writer wake-up for all of them). refs and users have room for the window. On failure
+ * the reason (with the stream's detail) is in why. */
+static int refill(struct sender *s, struct spc_heap_ref *refs, void **users, char *why,
+                  size_t why_len)
 {
     size_t k = 0;
     for (uint64_t idx = s->next; idx < s->total && s->in_flight + k < s->window; idx++, k++) {
@@ -445,8 +460,8 @@ static int refill(struct sender *s, struct spc_heap_ref *refs, void **users, FIL
     if (rc < 0) {
         char detail[512];
         spc_stream_last_error(s->stream, detail, sizeof detail);
-        fprintf(err, PROG ": cannot queue heap %" PRIu64 ": %s%s%s\n", s->next + 1,
-                spc_strerror(rc), detail[0] ? ": " : "", detail);
+        snprintf(why, why_len, "cannot queue heap %" PRIu64 ": %s%s%s", s->next + 1,
+                 spc_strerror(rc), detail[0] ? ": " : "", detail);
         return rc;
     }
     s->next += k;
@@ -465,24 +480,48 @@ static void print_json(FILE *out, const struct spct_send_opts *o, const struct s
                        const struct spct_send_result *r, const char *transport,
                        const char *error)
 {
-    fprintf(out, "{\"bytes\": %" PRIu64 ", \"seconds\": ", r->bytes);
-    spct_json_double(out, r->seconds);
-    fputs(", \"gbps\": ", out);
-    spct_json_double(out, r->seconds > 0 ? r->bytes * 8e-9 / r->seconds : 0.0);
-    fprintf(out,
-            ", \"heaps\": %" PRIu64 ", \"data_heaps\": %" PRIu64 ", \"stop_heaps\": %" PRIu64
-            ", \"packets\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"substreams\": %u"
-            ", \"transport\": ",
-            r->heaps, r->data_heaps, r->stop_heaps, r->packets, r->errors, r->substreams);
-    spct_json_string(out, transport);
-    fprintf(out, ", \"heap_size\": %zu, \"items\": %" PRIu64 ", \"elements\": %" PRIu64
-            ", \"max_heaps_in_flight\": %zu, \"heap_address_bits\": %u, \"bug_compat\": %u"
-            ", \"verify\": %s, \"interrupted\": %s, \"error\": ",
-            s->heap_bytes, o->items, s->elements, s->window, o->heap_address_bits, o->bug_compat,
-            o->verify ? "true" : "false", r->interrupted ? "true" : "false");
-    spct_json_string(out, error);
-    fputs("}\n", out);
-    fflush(out);
+    json_t *j = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:s}",
+                          "bytes", spct_json_u64(r->bytes), "seconds", spct_json_real(r->seconds),
+                          "gbps", spct_json_real(r->seconds > 0 ? r->bytes * 8e-9 / r->seconds
+                                                                : 0.0),
+                          "heaps", spct_json_u64(r->heaps), "data_heaps",
+                          spct_json_u64(r->data_heaps), "stop_heaps", spct_json_u64(r->stop_heaps),
+                          "failed_heaps", spct_json_u64(r->errors), "failed_bytes",
+                          spct_json_u64(r->failed_bytes), "aborted_heaps",
+                          spct_json_u64(r->aborted), "packets", spct_json_u64(r->packets),
+                          "errors", spct_json_u64(r->errors), "substreams", (int)r->substreams,
+                          "transport", transport);
+    json_object_set_new(j, "heap_size", spct_json_u64(s->heap_bytes));
+    json_object_set_new(j, "items", spct_json_u64(o->items));
+    json_object_set_new(j, "elements", spct_json_u64(s->elements));
+    json_object_set_new(j, "max_heaps_in_flight", spct_json_u64(s->window));
+    json_object_set_new(j, "heap_address_bits", json_integer(o->heap_address_bits));
+    json_object_set_new(j, "bug_compat", json_integer(o->bug_compat));
+    json_object_set_new(j, "verify", json_boolean(o->verify));
+    json_object_set_new(j, "interrupted", json_boolean(r->interrupted));
+    json_object_set_new(j, "error", spct_json_text(error));
+    spct_json_print(out, j);
+}
+
+/* In-process queues, and the bytes transport without max_size, keep every packet in
+ * memory until someone reads them: such a stream must be bounded by --heaps. Returns
+ * the offending transport's description, or NULL. */
+static const char *unbounded_transport(const struct spc_config *cfg)
+{
+    const char *name = spc_config_transport(cfg);
+    if (strcmp(name, "inproc") == 0)
+        return "in-process queues are unbounded and only a receiver in this process can "
+               "drain them";
+    if (strcmp(name, "bytes") != 0)
+        return NULL;
+    char *text = NULL;
+    json_t *doc = spc_config_to_json(cfg, &text) == 0 ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    json_t *max = json_object_get(json_object_get(doc, "options"), "max_size");
+    bool bounded = json_is_integer(max) && json_integer_value(max) > 0;
+    json_decref(doc);
+    return bounded ? NULL : "the bytes transport keeps the whole stream in memory (or set "
+                            "its max_size)";
 }
 
 int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, FILE *out,
@@ -505,6 +544,12 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         return SPCT_EXIT_FAIL;
     char transport[80];
     snprintf(transport, sizeof transport, "%s", spc_config_transport(cfg));
+    const char *unbounded = o->heaps < 0 ? unbounded_transport(cfg) : NULL;
+    if (unbounded) {
+        fprintf(err, PROG ": the %s transport needs --heaps: %s\n", transport, unbounded);
+        spc_config_destroy(cfg);
+        return SPCT_EXIT_USAGE;
+    }
     struct spc_stream_options so = SPC_STREAM_OPTIONS_DEFAULT;
     so.completion_queue = true;
     char msg[2048];
@@ -546,7 +591,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     }
     bool progress = !o->no_progress && !o->quiet && (o->progress || isatty(fileno(err)));
     int fd = spc_stream_completion_fd(s.stream);
-    double start = spct_now(), last_progress = start;
+    double start = spct_now(), last_progress = start, give_up = 0;
     uint64_t last_bytes = 0;
     bool stop_launching = false;
     /* Drain every completion, then refill the whole window: one wake-up per run of
@@ -554,46 +599,46 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     struct spc_stream_completion *c = calloc(s.window ? s.window : 1, sizeof *c);
     struct spc_heap_ref *refs = calloc(s.window ? s.window : 1, sizeof *refs);
     void **users = calloc(s.window ? s.window : 1, sizeof *users);
+    char why[1024];
     if (!c || !refs || !users) {
         fprintf(err, PROG ": out of memory\n");
         status = SPCT_EXIT_FAIL;
         stop_launching = true;
     }
     while (!stop_launching || s.in_flight > 0) {
-        if (!stop_launching && refill(&s, refs, users, err) < 0) {
+        bool timed_stop = o->stop_at > 0 && spct_now() >= o->stop_at;
+        if ((spct_interrupted || timed_stop) && !r.interrupted && s.next < s.data_end) {
+            /* No more data heaps; the stop heaps still go out. */
+            s.data_end = s.next;
+            s.total = s.next + s.n_sub;
+        }
+        if (spct_interrupted && !r.interrupted) {
+            /* What is in flight gets INTERRUPT_GRACE seconds, then is given up. */
+            r.interrupted = true;
+            give_up = spct_now() + INTERRUPT_GRACE;
+        }
+        if (!stop_launching && refill(&s, refs, users, why, sizeof why) < 0) {
             stop_launching = true;
             status = SPCT_EXIT_FAIL;
-            if (!first_error[0])
-                snprintf(first_error, sizeof first_error, "could not queue heap %" PRIu64,
-                         s.next + 1);
+            if (!first_error[0]) {
+                snprintf(first_error, sizeof first_error, "%s", why);
+                fprintf(err, "%s" PROG ": %s\n", progress ? "\n" : "", why);
+            }
         }
         if (s.in_flight == 0)
             break;
         int n = spc_stream_drain(s.stream, c, s.window);
         if (n == 0) {
             struct pollfd pfd = {fd, POLLIN, 0};
-            poll(&pfd, 1, 200);
+            poll(&pfd, 1, 100);
             n = spc_stream_drain(s.stream, c, s.window);
-        }
-        if (spct_interrupted && !r.interrupted) {
-            /* Finish cleanly: no more data heaps, but the stop heaps still go out. */
-            r.interrupted = true;
-            if (s.next < s.data_end) {
-                s.data_end = s.next;
-                s.total = s.next + s.n_sub;
-            }
         }
         for (int i = 0; i < n; i++) {
             uint64_t idx = (uint64_t)(uintptr_t)c[i].user;
             s.in_flight--;
-            r.bytes += c[i].bytes;
-            r.heaps++;
-            if (idx < s.data_end)
-                r.data_heaps++;
-            else
-                r.stop_heaps++;
             if (c[i].status < 0) {
                 r.errors++;
+                r.failed_bytes += idx < s.data_end ? s.heap_bytes : 0;
                 if (!first_error[0]) {
                     char detail[512];
                     spc_stream_last_error(s.stream, detail, sizeof detail);
@@ -603,7 +648,14 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                 }
                 stop_launching = true; /* as spead2_send: the first error ends the run */
                 status = SPCT_EXIT_FAIL;
+                continue;
             }
+            r.bytes += c[i].bytes;
+            r.heaps++;
+            if (idx < s.data_end)
+                r.data_heaps++;
+            else
+                r.stop_heaps++;
         }
         double now = spct_now();
         if (progress && now - last_progress >= 1.0) {
@@ -611,6 +663,10 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                           r.errors);
             last_progress = now;
             last_bytes = r.bytes;
+        }
+        if (give_up > 0 && now >= give_up && s.in_flight > 0) {
+            r.aborted = s.in_flight;
+            break;
         }
     }
     free(c);
@@ -624,14 +680,26 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         progress_line(err, r.seconds > 0 ? r.bytes * 8e-9 / r.seconds : 0.0, r.heaps, r.errors);
         fputc('\n', err);
     }
-    spc_stream_close(s.stream);
-    if (o->json)
+    if (r.interrupted)
+        status = spct_interrupt_status();
+    if (o->json) {
         print_json(out, o, &s, &r, transport, first_error[0] ? first_error : NULL);
-    else if (!o->quiet) {
+    } else if (!o->quiet) {
         fprintf(out, "Sent %" PRIu64 " bytes in %g seconds, %g Gb/s\n", r.bytes, r.seconds,
                 r.seconds > 0 ? r.bytes * 8.0e-9 / r.seconds : 0.0);
+        if (r.interrupted || r.errors)
+            fprintf(out, "%s: %" PRIu64 " heaps sent (%" PRIu64 " stop heaps), %" PRIu64
+                    " failed, %" PRIu64 " aborted\n", r.interrupted ? "Interrupted" : "Stopped",
+                    r.heaps, r.stop_heaps, r.errors, r.aborted);
         fflush(out);
     }
+    if (r.aborted && spct_signals_installed) {
+        /* Closing would wait for heaps a stuck peer may never take: the process ends
+         * here and the system reclaims the stream. */
+        fflush(err);
+        _exit(status);
+    }
+    spc_stream_close(s.stream);
     sender_free(&s);
     if (res)
         *res = r;

@@ -11,8 +11,16 @@
  * so a rejected packet leaves no trace beyond the bad_packets counter. When the packet
  * that would complete a heap leaves pointers that do not resolve, it is refused: the heap
  * stays live until eviction or flush delivers it incomplete and without items.
+ *
+ * Memory follows the payload: a live heap's buffer reaches only to the furthest byte
+ * received (a packet announcing a 256 MiB heap with 8 bytes commits a few bytes, not
+ * 256 MiB). The buffer and bookkeeping of each live heap are charged to the optional
+ * shared budget (h->charged); the charge is taken before anything is allocated and given
+ * back when the heap leaves the live set. An incomplete heap that announced its size is
+ * delivered with heap_size bytes (calloc, so pages never written need not be touched).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +150,58 @@ int spc_packet_parse(const void *data, size_t len, struct spc_packet_info *info)
     return 0;
 }
 
+/* ------------------------------------------------------------------ budget */
+
+struct spc_decoder_budget {
+    size_t limit;
+    _Atomic size_t used;
+};
+
+int spc_decoder_budget_create(struct spc_decoder_budget **out, size_t bytes)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (bytes == 0)
+        return -EINVAL;
+    struct spc_decoder_budget *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->limit = bytes;
+    atomic_init(&b->used, 0);
+    *out = b;
+    return 0;
+}
+
+size_t spc_decoder_budget_used(const struct spc_decoder_budget *b)
+{
+    return b ? atomic_load(&((struct spc_decoder_budget *)b)->used) : 0;
+}
+
+void spc_decoder_budget_destroy(struct spc_decoder_budget *b)
+{
+    free(b);
+}
+
+/* Takes n bytes if they fit. NULL budget: always fits. */
+static bool budget_take(struct spc_decoder_budget *b, uint64_t n)
+{
+    if (!b || n == 0)
+        return true;
+    size_t used = atomic_load(&b->used);
+    do {
+        if (n > b->limit - used)
+            return false;
+    } while (!atomic_compare_exchange_weak(&b->used, &used, used + (size_t)n));
+    return true;
+}
+
+static void budget_give(struct spc_decoder_budget *b, uint64_t n)
+{
+    if (b && n)
+        atomic_fetch_sub(&b->used, (size_t)n);
+}
+
 /* -------------------------------------------------------------- structures */
 
 struct range {
@@ -179,6 +239,7 @@ struct live {
     uint8_t *words;
     size_t n_words, cap_words; /* in pointers */
     size_t meta;               /* bytes of bookkeeping charged against the limit */
+    uint64_t charged;          /* bytes taken from the budget: cap + meta once committed */
 };
 
 struct spc_decoder {
@@ -346,10 +407,11 @@ static int resolve(const struct live *h, const struct pref *pending, uint64_t en
 
 /* ------------------------------------------------------------- live heaps */
 
-static void live_free(struct live *h)
+static void live_free(struct spc_decoder *dec, struct live *h)
 {
     if (!h)
         return;
+    budget_give(dec->cfg.budget, h->charged);
     free(h->out);
     free(h->buf);
     free(h->ranges);
@@ -374,19 +436,27 @@ static struct live *live_new(uint64_t cnt, unsigned hab)
     return h;
 }
 
-/* Makes the buffer hold at least `need` bytes (at least 1, so item data is never an
- * offset from NULL), zero-filling what is new. Growth is geometric up to `limit`. */
-static int buf_reserve(struct live *h, uint64_t need, uint64_t limit)
+/* The buffer size that holds at least `need` bytes (at least 1, so item data is never an
+ * offset from NULL): h->cap if that does, else grown geometrically up to `limit`. */
+static uint64_t buf_target(const struct live *h, uint64_t need, uint64_t limit)
 {
     if (need < 1)
         need = 1;
     if (need <= h->cap)
-        return 0;
+        return h->cap;
     uint64_t cap = h->cap ? h->cap : 64;
     while (cap < need)
         cap *= 2;
     if (cap > limit)
         cap = limit > need ? limit : need;
+    return cap;
+}
+
+/* Grows the buffer to cap bytes (from buf_target), zero-filling what is new. */
+static int buf_grow(struct live *h, uint64_t cap)
+{
+    if (cap <= h->cap)
+        return 0;
     if (cap > SIZE_MAX)
         return -ENOMEM;
     uint8_t *b = realloc(h->buf, (size_t)cap);
@@ -412,11 +482,29 @@ static size_t range_lower(const struct live *h, uint64_t off)
     return lo;
 }
 
+/* An incomplete heap whose size is known gets its whole heap_size bytes (fresh zeroed
+ * memory: only the bytes copied are touched). If that allocation fails, it keeps the
+ * buffer it has and deliver() cuts its items to it. */
+static void buf_complete_size(struct live *h)
+{
+    if (h->heap_size == SIZE_UNKNOWN || h->heap_size <= h->cap || h->heap_size > SIZE_MAX)
+        return;
+    uint8_t *b = calloc(1, (size_t)h->heap_size);
+    if (!b)
+        return;
+    memcpy(b, h->buf, h->extent < h->cap ? (size_t)h->extent : h->cap);
+    free(h->buf);
+    h->buf = b;
+    h->cap = (size_t)h->heap_size;
+}
+
 /* Fills the output heap from h and its resolved items (res NULL: none resolvable) and
  * appends it to the ready list; h's buffer moves to the output and h is freed. */
 static void deliver(struct spc_decoder *dec, struct live *h, const struct resolved *res,
                     bool complete)
 {
+    if (!complete)
+        buf_complete_size(h);
     struct outheap *o = h->out;
     struct spc_decoded_heap *p = &o->pub;
     p->cnt = h->cnt;
@@ -431,13 +519,20 @@ static void deliver(struct spc_decoder *dec, struct live *h, const struct resolv
         p->n_items = res->n_items;
         p->has_start = res->has_start;
         p->has_stop = res->has_stop;
-        for (size_t i = 0; i < res->n_items; i++)
-            if (!p->items[i].immediate)
-                p->items[i].data = p->payload + p->items[i].value;
+        for (size_t i = 0; i < res->n_items; i++) {
+            struct spc_decoded_item *it = &p->items[i];
+            if (it->immediate)
+                continue;
+            /* Within the buffer, also when buf_complete_size could not allocate. */
+            uint64_t at = it->value < h->cap ? it->value : h->cap;
+            it->data = p->payload + at;
+            if (it->len > h->cap - at)
+                it->len = (size_t)(h->cap - at);
+        }
     }
     h->buf = NULL;
     h->out = NULL;
-    live_free(h);
+    live_free(dec, h);
     if (complete)
         dec->stats.heaps_complete++;
     else
@@ -500,7 +595,7 @@ void spc_decoder_destroy(struct spc_decoder *dec)
     if (!dec)
         return;
     for (size_t i = 0; i < dec->n_live; i++)
-        live_free(dec->live[i]);
+        live_free(dec, dec->live[i]);
     free(dec->live);
     struct outheap *o = dec->ready_head;
     while (o) {
@@ -599,11 +694,20 @@ static int add_parsed(struct spc_decoder *dec, const struct spc_packet_info *pi)
         if (!h)
             return -ENOMEM;
     }
-    int rc = 0;
-    if (size != SIZE_UNKNOWN)
-        rc = buf_reserve(h, size, size);
-    else
-        rc = buf_reserve(h, end, limit);
+    /* Memory: the buffer up to this packet's end, and the bookkeeping, from the budget
+     * first. On failure below, what was taken and not used goes back. */
+    uint64_t cap_before = h->cap;
+    uint64_t cap = buf_target(h, end, size != SIZE_UNKNOWN ? size : limit);
+    uint64_t take = (cap - cap_before) + (meta - h->meta);
+    if (!budget_take(dec->cfg.budget, take)) {
+        if (fresh)
+            live_free(dec, h);
+        dec->stats.memory_refused++;
+        return -ENOBUFS;
+    }
+    int rc = buf_grow(h, cap);
+    h->charged += h->cap - cap_before; /* the buffer as it now is; meta at commit */
+    take -= h->cap - cap_before;
     if (rc == 0 && store_range)
         rc = spci_grow((void **)&h->ranges, &h->cap_ranges, h->n_ranges + 1, sizeof(*h->ranges));
     if (rc == 0 && store_ptrs)
@@ -644,12 +748,14 @@ static int add_parsed(struct spc_decoder *dec, const struct spc_packet_info *pi)
             have_evict_res = true;
     }
     if (rc < 0) {
+        budget_give(dec->cfg.budget, take);
         if (fresh)
-            live_free(h);
+            live_free(dec, h);
         return rc;
     }
 
     /* Commit. */
+    h->charged += take;
     dec->seq++;
     h->n_packets += !dup;
     if (store_range) {

@@ -14,8 +14,10 @@ int spci_endpoint_parse(const char *s, const char *path, char *host, size_t host
     if (*s == '[') {
         h = s + 1;
         hend = strchr(h, ']');
-        if (!hend || hend == h)
+        if (!hend)
             return spci_cfg_fail(err, errlen, "%s: \"%s\" has no closing ']' after an IPv6 address", path, s);
+        if (hend == h)
+            return spci_cfg_fail(err, errlen, "%s: \"%s\" has an empty IPv6 address between '[' and ']'", path, s);
         for (const char *p = h; p < hend; p++)
             if (!strchr("0123456789abcdefABCDEF:.", *p))
                 return spci_cfg_fail(err, errlen, "%s: \"%s\": '%c' cannot appear in an IPv6 address", path, s, *p);

@@ -108,11 +108,132 @@ sleep 1
 kill -INT "$spid"
 wait "$spid"; src=$?
 wait "$rpid"; rrc=$?
-if [ "$src" -eq 0 ] && [ "$rrc" -eq 0 ] && grep -q "^Sent " "$tmp/sigint.send" &&
+if [ "$src" -eq 130 ] && [ "$rrc" -eq 0 ] && grep -q "^Sent " "$tmp/sigint.send" &&
    grep -q "Verify: OK" "$tmp/sigint.out"; then
   pass "SIGINT: $(head -n 1 "$tmp/sigint.out")"
 else
   fail "SIGINT: send exit $src, recv exit $rrc"; cat "$tmp/sigint.send" "$tmp/sigint.send.err" "$tmp/sigint.out" >&2
+fi
+
+# --- issue 12 defect 3: a TCP peer that never reads. The first SIGINT/SIGTERM ends the
+# sender within its grace (2 s) with the summary and a non-zero status; a second signal
+# ends it at once; --send-timeout fails the stuck heaps on its own.
+python3 - "$tmp/stuck.port" <<'EOF' &
+import os, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+conns = []
+end = time.time() + 120
+s.settimeout(0.5)
+while time.time() < end:
+    try:
+        conns.append(s.accept()[0])  # accepted, never read
+    except socket.timeout:
+        pass
+EOF
+stuck_pid=$!
+pids+=("$stuck_pid")
+for _ in $(seq 100); do [ -s "$tmp/stuck.port" ] && break; sleep 0.1; done
+stuck="127.0.0.1:$(cat "$tmp/stuck.port")"
+elapsed() { python3 -c "print(round($EPOCHREALTIME - $1, 2))"; }
+below() { python3 -c "import sys; sys.exit(0 if $1 < $2 else 1)"; }
+# The sender runs directly (timeout(1) would forward the signal and kill it 2 s later);
+# a watchdog ends it if it hangs.
+start_stuck_sender() {
+  "$T/speadcast-send" --tcp --heap-size 1M "$stuck" >"$tmp/stuck.out" 2>"$tmp/stuck.err" &
+  spid=$!
+  pids+=("$spid")
+  ( sleep 20; kill -KILL "$spid" 2>/dev/null ) &
+  pids+=("$!")
+}
+for sig in INT TERM; do
+  start_stuck_sender
+  sleep 1
+  t0=$EPOCHREALTIME
+  kill -"$sig" "$spid"
+  wait "$spid"; src=$?
+  took=$(elapsed "$t0")
+  want=$([ "$sig" = INT ] && echo 130 || echo 143)
+  if [ "$src" -eq "$want" ] && below "$took" 5 && grep -q "aborted" "$tmp/stuck.out"; then
+    pass "SIG$sig with a stuck TCP peer: exit $src after ${took}s: $(head -n 1 "$tmp/stuck.out")"
+  else
+    fail "SIG$sig with a stuck TCP peer: exit $src after ${took}s"
+    cat "$tmp/stuck.out" "$tmp/stuck.err" >&2
+  fi
+done
+start_stuck_sender
+sleep 1
+t0=$EPOCHREALTIME
+kill -INT "$spid"; sleep 0.5; kill -INT "$spid"
+wait "$spid"; src=$?
+took=$(elapsed "$t0")
+if [ "$src" -eq 130 ] && below "$took" 1.8; then
+  pass "a second SIGINT exits at once (${took}s)"
+else
+  fail "second SIGINT: exit $src after ${took}s"; cat "$tmp/stuck.err" >&2
+fi
+expect_exit 1 "--send-timeout fails heaps a stuck peer never takes" \
+  "$T/speadcast-send" --tcp --send-timeout 0.5 --heaps 50 --heap-size 1M "$stuck"
+grep -q "timed out" "$tmp/err" || fail "--send-timeout message: $(cat "$tmp/err")"
+kill "$stuck_pid" 2>/dev/null
+
+# --- defect 5: at EMFILE the TCP receiver says so once and backs off (no busy loop)
+( ulimit -n 12
+  timeout 10 "$T/speadcast-recv" --tcp --stops 0 --timeout 3 --ready-file "$tmp/emfile.ready" \
+    127.0.0.1:0 >"$tmp/emfile.out" 2>"$tmp/emfile.err"
+  times >"$tmp/emfile.times" ) &
+epid=$!
+for _ in $(seq 100); do [ -s "$tmp/emfile.ready" ] && break; sleep 0.1; done
+python3 - "$(head -n 1 "$tmp/emfile.ready")" <<'EOF'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+conns = []
+for _ in range(30):
+    try:
+        conns.append(socket.create_connection((host, int(port)), timeout=1))
+    except OSError:
+        break
+time.sleep(3.5)
+EOF
+wait "$epid"
+cpu=$(tail -n 1 "$tmp/emfile.times" | python3 -c "
+import re, sys
+t = re.findall(r'(\d+)m([\d.]+)s', sys.stdin.read())
+print(sum(int(m) * 60 + float(s) for m, s in t))")
+n=$(grep -c "too many open files" "$tmp/emfile.err")
+if [ "$n" -eq 1 ] && below "$cpu" 0.1; then
+  pass "EMFILE reported once, ${cpu}s of CPU in 3 s"
+else
+  fail "EMFILE: reported $n times, ${cpu}s of CPU in 3 s"; cat "$tmp/emfile.err" >&2
+fi
+
+# --- defect 10: a pipe and a FIFO as the source
+cat >"$tmp/pcap.json" <<EOF
+{"transport": "pcap", "options": {"path": "$tmp/pipe.pcap", "endpoints": ["127.0.0.1:7148"]}}
+EOF
+timeout 30 "$T/speadcast-send" --config "$tmp/pcap.json" --verify --quiet --heaps 5 \
+  --heap-size 20000 || fail "writing a pcap for the pipe test"
+cat "$tmp/pipe.pcap" | timeout 20 "$T/speadcast-recv" --verify --quiet /dev/stdin \
+  >"$tmp/pipe.out" 2>"$tmp/pipe.err"
+prc=$?
+if [ "$prc" -eq 0 ] && grep -q "Verify: OK (5 heaps checked)" "$tmp/pipe.out"; then
+  pass "a capture through a pipe: $(head -n 1 "$tmp/pipe.out")"
+else
+  fail "a capture through a pipe: exit $prc"; cat "$tmp/pipe.out" "$tmp/pipe.err" >&2
+fi
+mkfifo "$tmp/nowriter.fifo"
+t0=$EPOCHREALTIME
+timeout -k 1 10 "$T/speadcast-recv" --quiet --timeout 0.5 "$tmp/nowriter.fifo" >"$tmp/fifo.out" 2>"$tmp/fifo.err"
+frc=$?
+took=$(elapsed "$t0")
+if [ "$frc" -ne 124 ] && below "$took" 3; then
+  pass "a FIFO with no writer honours --timeout (${took}s, exit $frc)"
+else
+  fail "a FIFO with no writer: exit $frc after ${took}s"
 fi
 
 # --- bench: a sweep with a chart

@@ -1645,3 +1645,52 @@ Test(decoder, sized_config_and_stats)
     cr_assert_eq(st.bad_packets, 77, "beyond struct_size nothing is written");
     spc_decoder_destroy(dec);
 }
+
+/* ------------------------------------------------------------ memory budget */
+
+/* A packet announcing a huge heap commits memory only for the payload that arrived, and
+ * a budget shared by several decoders bounds what their live heaps hold together. */
+Test(decoder_budget, memory_follows_payload_and_budget_bounds_it)
+{
+    struct spc_decoder_budget *b;
+    cr_assert_eq(spc_decoder_budget_create(&b, 1 << 20), 0);
+    struct spc_decoder_config cfg = SPC_DECODER_CONFIG_DEFAULT;
+    cfg.max_heap_size = 256u << 20;
+    cfg.budget = b;
+    struct spc_decoder *d1, *d2;
+    cr_assert_eq(spc_decoder_create(&d1, &cfg), 0);
+    cr_assert_eq(spc_decoder_create(&d2, &cfg), 0);
+    uint8_t p[256];
+    for (uint64_t cnt = 1; cnt <= 16; cnt++) {
+        size_t n = mk_packet(p, 40, cnt, 256u << 20, 0, DATA, 8, NULL, 0);
+        cr_assert_eq(add(d1, p, n), 0, "cnt %llu", (unsigned long long)cnt);
+    }
+    size_t used = spc_decoder_budget_used(b);
+    cr_assert(used > 0 && used < (64u << 10), "16 small packets hold %zu bytes", used);
+    /* 8 bytes at the far end of a 200 MiB heap would need 200 MiB: refused. */
+    size_t n = mk_packet(p, 40, 1, 256u << 20, 200u << 20, DATA, 8, NULL, 0);
+    cr_assert_eq(add(d2, p, n), -ENOBUFS);
+    cr_assert_eq(spc_decoder_budget_used(b), used, "a refused packet leaves no trace");
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
+    spc_decoder_stats(d2, &st);
+    cr_assert_eq(st.memory_refused, 1);
+    cr_assert_eq(st.bad_packets, 1);
+    /* Within the budget the same far packet is accepted, on either decoder. */
+    n = mk_packet(p, 40, 2, 1u << 20, (256u << 10), DATA, 8, NULL, 0);
+    cr_assert_eq(add(d2, p, n), 0);
+    cr_assert(spc_decoder_budget_used(b) > used + (256u << 10));
+    /* A heap delivered leaves the budget: the caller owns it now. */
+    spc_decoder_flush(d2);
+    struct spc_decoded_heap *h = pop(d2);
+    cr_expect_not(h->complete);
+    cr_expect_eq(h->heap_size, 1u << 20);
+    cr_expect_eq(h->received, 8);
+    cr_expect_eq(memcmp(h->payload + (256u << 10), DATA, 8), 0);
+    cr_expect_eq(h->payload[(1u << 20) - 1], 0, "the whole announced size, zero where unsent");
+    spc_decoded_heap_free(h);
+    cr_assert_eq(spc_decoder_budget_used(b), used);
+    spc_decoder_destroy(d1);
+    spc_decoder_destroy(d2);
+    cr_assert_eq(spc_decoder_budget_used(b), 0);
+    spc_decoder_budget_destroy(b);
+}

@@ -5,14 +5,18 @@
  * with a --timeout, so a broken sender fails a test instead of hanging it, and ctest runs
  * the suite with --timeout 120 for each test. (No per-test .timeout: with --jobs 2,
  * Criterion 2.4.1's runner then leaks a 48-byte block that LeakSanitizer reports.) */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -274,9 +278,12 @@ Test(send_options, every_option_is_parsed)
     spct_send_opts_free(&o);
 
     spct_send_defaults(&o);
-    char *args3[] = {"speadcast-send", "--tcp", "--flavour", "64-48:7", "--", "h:9", NULL};
-    cr_assert_eq(spct_send_parse(&o, 6, args3, stdout, stderr), 0);
+    char *args3[] = {"speadcast-send", "--tcp", "--flavour", "64-48:7", "--send-timeout",
+                     "2.5", "--", "h:9", NULL};
+    cr_assert_eq(spct_send_parse(&o, 8, args3, stdout, stderr), 0);
     cr_assert(o.tcp);
+    cr_assert(o.given.send_timeout);
+    cr_assert_float_eq(o.send_timeout, 2.5, 1e-12);
     cr_assert_eq(o.heap_address_bits, 48);
     cr_assert_eq(o.bug_compat, 7);
     spct_send_opts_free(&o);
@@ -364,7 +371,14 @@ Test(send_options, bad_values_have_clear_messages)
         {{"--config", "c.json", "--bind", "1.2.3.4", NULL}, "--bind cannot be combined with --config"},
         {{"--config", "c.json", "--tcp", NULL}, "--tcp cannot be combined with --config"},
         {{"--inproc", "--heaps", "1", "", NULL}, "queue name '' must have 1 to 255 bytes"},
-        {{"--inproc", "q", NULL}, "--inproc needs --heaps"},
+        {{"--inproc", "q", NULL}, "the inproc transport needs --heaps"},
+        {{"--addr-bits", "8", "h:1", NULL},
+         "--addr-bits 8 gives heap offsets up to 255, too few for --heap-size 4194304"},
+        {{"--rate", "1e308", "h:1", NULL}, "--rate: 1e308 is above the maximum"},
+        {{"--burst", "18446744073709551615", "h:1", NULL},
+         "--burst: 18446744073709551615 is above the maximum"},
+        {{"--send-timeout", "1", "h:1", NULL}, "--send-timeout applies to --tcp only"},
+        {{"--config", "c.json", "--send-timeout", "1", NULL}, "--send-timeout cannot be combined with --config"},
     };
     check_bad(spct_send_main, "speadcast-send", cases, sizeof cases / sizeof cases[0]);
 }
@@ -424,10 +438,18 @@ Test(recv_options, every_option_is_parsed)
     cr_assert_eq(o.buffer, 8u << 20);
     cr_assert_eq(o.heaps, -1);
     cr_assert_eq(o.stops, -1);
+    cr_assert_eq(o.first_cnt, 1);
+    cr_assert_eq(o.substream_index, 0);
+    cr_assert_eq(o.substream_count, 1);
+    cr_assert_eq(o.max_memory, UINT64_C(1) << 30);
+    cr_assert_eq(o.max_connections, 64);
+    cr_assert_eq(o.max_descriptors, 65536);
     char *args[] = {"speadcast-recv", "--tcp", "--verify", "--quiet", "--descriptors", "--json",
                     "--pyspead", "--bind", "127.0.0.1", "--packet", "4096", "--buffer", "1M",
                     "--concurrent-heaps", "3", "--max-heap-size", "1G", "--heaps", "7", "--stops",
                     "2", "--timeout", "1.5", "--idle-timeout", "0.25", "--ready-file", "/tmp/x",
+                    "--first-cnt", "5", "--substream", "1/3", "--max-memory", "2G",
+                    "--max-connections", "9", "--max-descriptors", "10",
                     "7148", ":7149", "127.0.0.1:0", NULL};
     int argc = sizeof args / sizeof args[0] - 1;
     cr_assert_eq(spct_recv_parse(&o, argc, args, stdout, stderr), 0);
@@ -442,6 +464,12 @@ Test(recv_options, every_option_is_parsed)
     cr_assert_float_eq(o.timeout, 1.5, 1e-12);
     cr_assert_float_eq(o.idle_timeout, 0.25, 1e-12);
     cr_assert_str_eq(o.ready_file, "/tmp/x");
+    cr_assert_eq(o.first_cnt, 5);
+    cr_assert_eq(o.substream_index, 1);
+    cr_assert_eq(o.substream_count, 3);
+    cr_assert_eq(o.max_memory, UINT64_C(2) << 30);
+    cr_assert_eq(o.max_connections, 9);
+    cr_assert_eq(o.max_descriptors, 10);
     cr_assert_eq(o.n_sources, 3);
     spct_recv_opts_free(&o);
 
@@ -468,6 +496,9 @@ Test(recv_options, bad_values_have_clear_messages)
         {{"/nonexistent/capture.pcap", NULL}, "no readable file has that name"},
         {{"--verbose", "0", NULL}, "unknown option --verbose"},
         {{"--quiet=1", "0", NULL}, "--quiet takes no value"},
+        {{"--substream", "2/2", "0", NULL}, "--substream '2/2': I must be a substream index below N"},
+        {{"--substream", "x", "0", NULL}, "--substream 'x'"},
+        {{"--max-connections", "0", "0", NULL}, "--max-connections: 0 is below the minimum 1"},
     };
     check_bad(spct_recv_main, "speadcast-recv", cases, sizeof cases / sizeof cases[0]);
 }
@@ -1085,5 +1116,520 @@ Test(bench, sweep_table_and_svg_chart)
     free(text);
     unlink(svg);
     free(svg);
+    cap_free(&c);
+}
+
+/* ------------------------------------------------------------ hostile and lossy input */
+
+/* A TCP connection to "127.0.0.1:port" (the receiver's address); -1 on failure. */
+static int connect_tcp(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* A listening TCP socket on 127.0.0.1 with a free port; its "host:port" in addr. */
+static int listen_tcp(int *fd, char *addr, size_t len)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t sl = sizeof sa;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (*fd < 0 || bind(*fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(*fd, 4) < 0 ||
+        getsockname(*fd, (struct sockaddr *)&sa, &sl) < 0)
+        return -1;
+    snprintf(addr, len, "127.0.0.1:%u", ntohs(sa.sin_port));
+    return 0;
+}
+
+/* Starts a receiver (args, NULL-terminated, then --inproc and the queue
+ * "tools-TAG-PID") and opens its queue for pushing packets into. */
+static struct spc_inproc_queue *queue_receiver(const char *tag, const char *const *args,
+                                               struct rthread *rt)
+{
+    char queue[64];
+    snprintf(queue, sizeof queue, "tools-%s-%ld", tag, (long)getpid());
+    const char *rargs[24];
+    size_t k = 0;
+    for (; args[k]; k++)
+        rargs[k] = args[k];
+    rargs[k++] = "--inproc";
+    rargs[k++] = queue;
+    rargs[k] = NULL;
+    rt_start(rt, rargs);
+    struct spc_inproc_queue *q;
+    cr_assert_eq(spc_inproc_queue_open(&q, queue), 0);
+    return q;
+}
+
+/* Pushes every packet of h (as heap cnt) into q. */
+static void push_packets(struct spc_inproc_queue *q, const struct spc_heap *h, uint64_t cnt,
+                         size_t packet)
+{
+    uint8_t scratch[9000];
+    struct spc_packetizer pz;
+    cr_assert_eq(spc_packetizer_init(&pz, h, cnt, packet), 0);
+    struct spc_packet pkt;
+    while (spc_packetizer_next(&pz, scratch, &pkt) == 1)
+        cr_assert_eq(spc_inproc_queue_pushv(q, pkt.iov, pkt.n_iov), 0);
+}
+
+/* Pushes heap `cnt` into q: a data heap of 4096 pattern bytes (as speadcast-send --verify
+ * sends heap cnt for a stream starting at cnt `first`), or a stop heap. Packets whose
+ * index is in skip (bit i) are left out; dup (bit i) sends packet i a second time at the
+ * end. */
+static void push_heap(struct spc_inproc_queue *q, uint64_t cnt, uint64_t first, bool stop,
+                      unsigned skip, unsigned dup)
+{
+    static uint8_t data[4096];
+    uint8_t scratch[1472], again[1472];
+    size_t again_len = 0;
+    struct spc_heap *h;
+    cr_assert_eq(spc_heap_create(&h, NULL), 0);
+    if (stop) {
+        cr_assert_eq(spc_heap_add_end(h), 0);
+    } else {
+        spct_pattern_fill(data, 1024, (cnt - first) * 1024);
+        cr_assert_eq(spc_heap_add_item(h, 0x1000, data, sizeof data, true), 0);
+    }
+    struct spc_packetizer pz;
+    cr_assert_eq(spc_packetizer_init(&pz, h, cnt, 1472), 0);
+    struct spc_packet pkt;
+    for (unsigned i = 0; spc_packetizer_next(&pz, scratch, &pkt) == 1; i++) {
+        if (dup & (1u << i)) {
+            for (unsigned k = 0; k < pkt.n_iov; k++) {
+                memcpy(again + again_len, pkt.iov[k].iov_base, pkt.iov[k].iov_len);
+                again_len += pkt.iov[k].iov_len;
+            }
+        }
+        if (!(skip & (1u << i)))
+            cr_assert_eq(spc_inproc_queue_pushv(q, pkt.iov, pkt.n_iov), 0);
+    }
+    if (again_len) {
+        struct iovec iov = {again, again_len};
+        cr_assert_eq(spc_inproc_queue_pushv(q, &iov, 1), 0);
+    }
+    spc_heap_destroy(h);
+}
+
+struct pushed {
+    uint64_t cnt;
+    bool stop;
+    unsigned skip, dup;
+};
+
+/* Runs speadcast-recv --verify --json on an inproc queue fed with the heaps given, with
+ * extra receiver options; returns the exit status and the parsed output. */
+static int verify_pushed(const char *tag, const char *const *extra, uint64_t first,
+                         const struct pushed *heaps, size_t n, struct recv_json *rj,
+                         struct rthread *rt)
+{
+    const char *rargs[16] = {"--verify", "--json", "--timeout", "20"};
+    size_t k = 4;
+    for (size_t i = 0; extra && extra[i]; i++)
+        rargs[k++] = extra[i];
+    rargs[k] = NULL;
+    struct spc_inproc_queue *q = queue_receiver(tag, rargs, rt);
+    for (size_t i = 0; i < n; i++)
+        push_heap(q, heaps[i].cnt, first, heaps[i].stop, heaps[i].skip, heaps[i].dup);
+    int rc = rt_join(rt);
+    spc_inproc_queue_close(q);
+    parse_recv_json(rt->cap.out, rj);
+    return rc;
+}
+
+/* Defect 2: --verify against the sender's cnt sequence. Each case feeds heaps into a
+ * receiver and checks its exit status and summary (-1: not checked). */
+struct verify_case {
+    const char *tag, *what;
+    const char *extra[3];
+    uint64_t first;
+    struct pushed heaps[6];
+    size_t n;
+    int status;
+    int missing, duplicates, duplicate_packets, incomplete, verified;
+    const char *message; /* expected on stderr, or NULL */
+};
+
+Test(verify, sequence_cases)
+{
+    static const struct verify_case cases[] = {
+        {"lead", "the first heap lost", {NULL}, 1,
+         {{2, false, 0, 0}, {3, false, 0, 0}, {4, true, 0, 0}}, 3, SPCT_EXIT_FAIL,
+         1, 0, 0, 0, 2, NULL},
+        {"replay", "heap 3 lost, heap 2 sent twice: the replay does not fill the gap", {NULL},
+         1, {{1, false, 0, 0}, {2, false, 0, 0}, {2, false, 0, 0}, {4, false, 0, 0},
+             {5, true, 0, 0}}, 5, SPCT_EXIT_FAIL, 1, 1, 0, 0, -1, NULL},
+        {"trail", "heaps between the last one received and the stop heap", {NULL}, 1,
+         {{1, false, 0, 0}, {2, false, 0, 0}, {5, true, 0, 0}}, 3, SPCT_EXIT_FAIL,
+         2, 0, 0, 0, 2, NULL},
+        {"nodata", "only the stop heap arrived", {NULL}, 1, {{1, true, 0, 0}}, 1,
+         SPCT_EXIT_FAIL, 0, 0, 0, 0, 0, "no data heap arrived"},
+        {"latedup", "a late copy of a packet of a complete heap", {NULL}, 1,
+         {{1, false, 0, 1}, {2, false, 0, 0}, {3, true, 0, 0}}, 3, SPCT_EXIT_OK,
+         0, 0, 1, 0, 2, NULL},
+        {"share", "substream 1 of 2: cnts 2 and 4, then its stop heap (cnt 6; 5 is the "
+                  "other substream's)", {"--substream", "1/2", NULL}, 1,
+         {{2, false, 0, 0}, {4, false, 0, 0}, {6, true, 0, 0}}, 3, SPCT_EXIT_OK,
+         0, 0, 0, 0, 2, NULL},
+        {"share2", "substream 1 of 2 without cnt 2", {"--substream", "1/2", NULL}, 1,
+         {{4, false, 0, 0}, {6, true, 0, 0}}, 2, SPCT_EXIT_FAIL, 1, 0, 0, 0, 1, NULL},
+        {"first", "a sender starting at cnt 10", {"--first-cnt", "10", NULL}, 10,
+         {{10, false, 0, 0}, {11, false, 0, 0}, {12, true, 0, 0}}, 3, SPCT_EXIT_OK,
+         0, 0, 0, 0, 2, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct verify_case *c = &cases[i];
+        struct recv_json rj;
+        struct rthread rt;
+        int rc = verify_pushed(c->tag, c->extra, c->first, c->heaps, c->n, &rj, &rt);
+        cr_expect_eq(rc, c->status, "%s: exit %d\n%s%s", c->what, rc, rt.cap.out, rt.cap.err);
+        const struct { const char *key; int want; } fields[] = {
+            {"missing", c->missing}, {"duplicates", c->duplicates},
+            {"duplicate_packets", c->duplicate_packets}, {"incomplete", c->incomplete},
+            {"verified", c->verified}};
+        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+            if (fields[f].want >= 0)
+                cr_expect_eq(jint(rj.summary, fields[f].key), fields[f].want, "%s: %s\n%s",
+                             c->what, fields[f].key, rt.cap.out);
+        cr_expect_eq(jbool(rj.summary, "ok"), c->status == SPCT_EXIT_OK, "%s", c->what);
+        if (c->message)
+            cr_expect(strstr(rt.cap.err, c->message), "%s: %s", c->what, rt.cap.err);
+        free_recv_json(&rj);
+        cap_free(&rt.cap);
+    }
+}
+
+/* After rt_join: the summary's counter key is want, and stderr holds text (if not NULL).
+ * Frees the captured output. */
+static void expect_counted(struct rthread *rt, const char *key, json_int_t want, const char *text)
+{
+    struct recv_json rj;
+    parse_recv_json(rt->cap.out, &rj);
+    cr_expect_eq(jint(rj.summary, key), want, "%s: %s", key, rt->cap.out);
+    if (text)
+        cr_expect(strstr(rt->cap.err, text), "expected \"%s\" in: %s", text, rt->cap.err);
+    free_recv_json(&rj);
+    cap_free(&rt->cap);
+}
+
+/* Defect 1: packets announcing 256 MiB heaps with a few bytes at their far end commit no
+ * memory beyond --max-memory; they are refused, counted and reported. */
+Test(hostile, memory_budget_refuses_amplification)
+{
+    const char *rargs[] = {"--json", "--quiet", "--max-memory", "1M", "--timeout", "20", NULL};
+    struct rthread rt;
+    struct spc_inproc_queue *q = queue_receiver("amp", rargs, &rt);
+    for (uint64_t cnt = 1; cnt <= 16; cnt++) {
+        /* cnt, size 256 MiB, offset 256 MiB - 8, length 8; 8 payload bytes. */
+        uint8_t p[48] = {0x53, 4, 3, 5, 0, 0, 0, 4};
+        const uint64_t imm = UINT64_C(1) << 63;
+        uint64_t w[4] = {imm | UINT64_C(1) << 40 | cnt, imm | UINT64_C(2) << 40 | (256u << 20),
+                         imm | UINT64_C(3) << 40 | ((256u << 20) - 8), imm | UINT64_C(4) << 40 | 8};
+        for (int i = 0; i < 4; i++)
+            for (int b = 0; b < 8; b++)
+                p[8 + 8 * i + b] = (uint8_t)(w[i] >> (56 - 8 * b));
+        struct iovec iov = {p, sizeof p};
+        cr_assert_eq(spc_inproc_queue_pushv(q, &iov, 1), 0);
+    }
+    push_heap(q, 17, 1, true, 0, 0);
+    cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
+    spc_inproc_queue_close(q);
+    expect_counted(&rt, "memory_refused", 16, "--max-memory");
+}
+
+/* Defect 1: connections beyond --max-connections are closed at once and counted. */
+Test(hostile, tcp_connections_are_capped)
+{
+    const char *rargs[] = {"--tcp", "--json", "--quiet", "--max-connections", "2", "--stops", "0",
+                           "--timeout", "1", "127.0.0.1:0", NULL};
+    struct rthread rt;
+    rt_start(&rt, rargs);
+    int fds[5];
+    for (int i = 0; i < 5; i++)
+        fds[i] = connect_tcp(rt.addr[0]);
+    cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
+    for (int i = 0; i < 5; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    expect_counted(&rt, "connections_refused", 3, "--max-connections 2");
+}
+
+/* A connection the receiver gives up on (not SPEAD) frees its place under the cap: the
+ * next connection's stop heap ends the run. */
+Test(hostile, closed_connections_leave_the_cap)
+{
+    const char *rargs[] = {"--tcp", "--quiet", "--max-connections", "1", "--timeout", "10",
+                           "127.0.0.1:0", NULL};
+    struct rthread rt;
+    rt_start(&rt, rargs);
+    int bad = connect_tcp(rt.addr[0]);
+    cr_assert(bad >= 0);
+    cr_assert_eq(send(bad, "not SPEAD at all", 16, 0), 16);
+    char byte;
+    cr_assert_eq(recv(bad, &byte, 1, 0), 0, "the receiver closes a connection it cannot parse");
+    close(bad);
+    struct spc_heap *h;
+    cr_assert_eq(spc_heap_create(&h, NULL), 0);
+    cr_assert_eq(spc_heap_add_end(h), 0);
+    uint8_t scratch[1472];
+    struct spc_packetizer pz;
+    cr_assert_eq(spc_packetizer_init(&pz, h, 1, 1472), 0);
+    struct spc_packet pkt;
+    cr_assert_eq(spc_packetizer_next(&pz, scratch, &pkt), 1);
+    int good = connect_tcp(rt.addr[0]);
+    cr_assert(good >= 0);
+    for (unsigned k = 0; k < pkt.n_iov; k++)
+        cr_assert_eq(send(good, pkt.iov[k].iov_base, pkt.iov[k].iov_len, 0),
+                     (ssize_t)pkt.iov[k].iov_len);
+    spc_heap_destroy(h);
+    cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
+    close(good);
+    cr_assert(rt.r.finished && rt.r.stops == 1, "%s", rt.cap.err);
+    cr_assert_eq(rt.r.connections_refused, 0);
+    cap_free(&rt.cap);
+}
+
+/* Defect 6: descriptors kept are bounded (--max-descriptors); the rest are counted. */
+Test(hostile, descriptor_flood_is_bounded)
+{
+    const char *rargs[] = {"--json", "--quiet", "--max-descriptors", "100", "--timeout", "20",
+                           NULL};
+    struct rthread rt;
+    struct spc_inproc_queue *q = queue_receiver("descs", rargs, &rt);
+    for (uint64_t cnt = 1; cnt <= 3; cnt++) {
+        struct spc_heap *h;
+        cr_assert_eq(spc_heap_create(&h, NULL), 0);
+        for (uint64_t i = 0; i < 100; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "d%" PRIu64, i);
+            struct spc_descriptor d = {.id = 0x2000 + 100 * (cnt - 1) + i, .name = name,
+                                       .dtype = ">u4"};
+            cr_assert_eq(spc_heap_add_descriptor(h, &d), 0);
+        }
+        push_packets(q, h, cnt, 9000);
+        spc_heap_destroy(h);
+    }
+    push_heap(q, 4, 1, true, 0, 0);
+    cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
+    spc_inproc_queue_close(q);
+    expect_counted(&rt, "descriptors_dropped", 200, NULL);
+}
+
+/* Defect 11: --json prints UTF-8 names as they are (jansson reads them back equal). */
+Test(hostile, json_output_keeps_utf8)
+{
+    const char *rargs[] = {"--json", "--timeout", "20", NULL};
+    struct rthread rt;
+    struct spc_inproc_queue *q = queue_receiver("utf8", rargs, &rt);
+    struct spc_heap *h;
+    cr_assert_eq(spc_heap_create(&h, NULL), 0);
+    struct spc_descriptor d = {.id = 0x1000, .name = "temp\xc3\xa9rature", .description = "\xe2\x84\x83 \"q\"\n",
+                               .dtype = ">u4"};
+    cr_assert_eq(spc_heap_add_descriptor(h, &d), 0);
+    uint32_t v = 7;
+    cr_assert_eq(spc_heap_add_item(h, 0x1000, &v, 4, true), 0);
+    push_packets(q, h, 1, 1472);
+    spc_heap_destroy(h);
+    push_heap(q, 2, 1, true, 0, 0);
+    cr_assert_eq(rt_join(&rt), SPCT_EXIT_OK, "%s", rt.cap.err);
+    spc_inproc_queue_close(q);
+    struct recv_json rj;
+    parse_recv_json(rt.cap.out, &rj);
+    json_t *heap = json_array_get(rj.heaps, 0);
+    json_t *desc = json_array_get(json_object_get(heap, "descriptors"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(desc, "name")), "temp\xc3\xa9rature",
+                     "%s", rt.cap.out);
+    cr_assert_str_eq(json_string_value(json_object_get(desc, "description")),
+                     "\xe2\x84\x83 \"q\"\n");
+    json_t *item = json_array_get(json_object_get(heap, "items"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(item, "name")), "temp\xc3\xa9rature");
+    free_recv_json(&rj);
+    cap_free(&rt.cap);
+}
+
+/* Defect 4: --ready-file refuses to replace anything but a regular file. */
+Test(hostile, ready_file_refuses_fifo_and_symlink)
+{
+    char *fifo = tmp_path("ready.fifo"), *link = tmp_path("ready.link");
+    unlink(fifo);
+    unlink(link);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_eq(symlink("/nonexistent-target", link), 0);
+    const char *paths[] = {fifo, link};
+    for (int i = 0; i < 2; i++) {
+        struct captured c;
+        const char *args[] = {"--quiet", "--timeout", "0.1", "--ready-file", paths[i],
+                              "127.0.0.1:0", NULL};
+        cr_assert_eq(run_tool(spct_recv_main, "speadcast-recv", args, &c), SPCT_EXIT_FAIL,
+                     "%s", c.err);
+        cr_assert(strstr(c.err, "is not a regular file"), "%s", c.err);
+        cap_free(&c);
+    }
+    struct stat st;
+    cr_assert_eq(lstat(fifo, &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    cr_assert_eq(lstat(link, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the symlink was replaced");
+    /* A regular file is replaced, and no temporary file is left behind. */
+    char *reg = tmp_path("ready.txt");
+    FILE *f = fopen(reg, "w");
+    fputs("old\n", f);
+    fclose(f);
+    struct captured c;
+    const char *args[] = {"--quiet", "--timeout", "0.1", "--ready-file", reg, "127.0.0.1:0", NULL};
+    cr_assert_eq(run_tool(spct_recv_main, "speadcast-recv", args, &c), SPCT_EXIT_OK, "%s", c.err);
+    size_t len;
+    char *text = tu_read_file(reg, &len);
+    cr_assert(text && strncmp(text, "127.0.0.1:", 10) == 0, "%s", text);
+    free(text);
+    cap_free(&c);
+    unlink(fifo);
+    unlink(link);
+    unlink(reg);
+    free(fifo);
+    free(link);
+    free(reg);
+}
+
+/* Ends a sender that the guard below failed to stop (today's code would run forever). */
+static void *interrupt_later(void *arg)
+{
+    (void)arg;
+    spct_sleep(1.0);
+    spct_interrupted = 1;
+    return NULL;
+}
+
+/* Defect 7: inproc or bytes chosen through --config cannot run unbounded either. */
+Test(hostile, unbounded_transport_guard_applies_to_config)
+{
+    const char *texts[] = {
+        "{\"transport\": \"inproc\", \"options\": {\"queues\": [\"tools-guard\"]}}",
+        "{\"transport\": \"bytes\"}"};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, interrupt_later, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        char *path = tmp_path(i ? "guard-bytes.json" : "guard-inproc.json");
+        FILE *f = fopen(path, "w");
+        fputs(texts[i], f);
+        fclose(f);
+        struct captured c;
+        const char *args[] = {"--quiet", "--config", path, NULL};
+        cr_assert_eq(run_tool(spct_send_main, "speadcast-send", args, &c), SPCT_EXIT_USAGE,
+                     "%s", c.err);
+        cr_assert(strstr(c.err, "needs --heaps"), "%s", c.err);
+        cap_free(&c);
+        unlink(path);
+        free(path);
+    }
+    pthread_join(th, NULL);
+}
+
+/* Defect 9: heaps failed by a peer that resets the connection are counted apart from
+ * the completed ones, and the JSON error carries the cause. */
+static void *resetting_peer(void *arg)
+{
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0) {
+        char buf[65536];
+        size_t got = 0;
+        while (got < 200000) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        struct linger l = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        close(fd); /* RST */
+    }
+    return NULL;
+}
+
+Test(hostile, send_json_counts_failed_heaps)
+{
+    int lfd;
+    char addr[64];
+    cr_assert_eq(listen_tcp(&lfd, addr, sizeof addr), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, resetting_peer, &lfd), 0);
+    struct captured c;
+    const char *args[] = {"--tcp", "--json", "--heaps", "400", "--heap-size", "65536",
+                          "--max-heaps", "8", addr, NULL};
+    int rc = run_tool(spct_send_main, "speadcast-send", args, &c);
+    pthread_join(th, NULL);
+    close(lfd);
+    cr_assert_eq(rc, SPCT_EXIT_FAIL, "%s", c.out);
+    json_t *j = json_loads(c.out, 0, NULL);
+    cr_assert(j, "%s", c.out);
+    json_int_t done = jint(j, "heaps"), failed = jint(j, "failed_heaps");
+    cr_assert(failed >= 1, "%s", c.out);
+    cr_assert(done + failed <= 401 && done < 400, "%s", c.out);
+    cr_assert(jint(j, "bytes") <= done * 70000, "%s", c.out);
+    cr_assert(jint(j, "failed_bytes") >= 65536, "%s", c.out);
+    const char *e = json_string_value(json_object_get(j, "error"));
+    cr_assert(e && (strstr(e, "Connection reset by peer") || strstr(e, "Broken pipe")), "%s",
+              c.out);
+    json_decref(j);
+    cap_free(&c);
+}
+
+/* Defect 13: messages that name the problem (the option ones are with the other bad
+ * option values above). */
+Test(hostile, messages_name_the_problem)
+{
+    /* --addr-bits, --rate and --burst: in send_options/bad_values_have_clear_messages. */
+    struct captured c;
+    char *path = tmp_path("empty-v6.json");
+    FILE *f = fopen(path, "w");
+    fputs("{\"transport\": \"udp\", \"options\": {\"endpoints\": [\"[]:9000\"]}}", f);
+    fclose(f);
+    const char *cargs[] = {"--heaps", "1", "--config", path, NULL};
+    cr_assert_eq(run_tool(spct_send_main, "speadcast-send", cargs, &c), SPCT_EXIT_FAIL);
+    cr_assert(strstr(c.err, "empty IPv6 address"), "%s", c.err);
+    cr_assert(!strstr(c.err, "no closing"), "%s", c.err);
+    cap_free(&c);
+    unlink(path);
+    free(path);
+
+    /* A pcap of an unsupported link type: that reason only. */
+    char *pcap = tmp_path("linktype.pcap");
+    f = fopen(pcap, "wb");
+    uint32_t hdr[6] = {0xa1b2c3d4u, 0x00040002u, 0, 0, 65535, 147};
+    hdr[1] = 2 | 4u << 16;
+    fwrite(hdr, 4, 6, f);
+    uint32_t rec[4] = {0, 0, 60, 60};
+    uint8_t frame[60] = {0};
+    fwrite(rec, 4, 4, f);
+    fwrite(frame, 1, sizeof frame, f);
+    fclose(f);
+    const char *pargs[] = {"--quiet", pcap, NULL};
+    cr_assert_eq(run_tool(spct_recv_main, "speadcast-recv", pargs, &c), SPCT_EXIT_FAIL, "%s", c.err);
+    cr_assert(strstr(c.err, "unsupported pcap link type 147"), "%s", c.err);
+    cr_assert(!strstr(c.err, "ended inside"), "%s", c.err);
+    cap_free(&c);
+    unlink(pcap);
+    free(pcap);
+}
+
+/* Defect 15: a rate the sender cannot reach does not stretch a trial past --max-time. */
+Test(bench, unreachable_rate_honours_max_time)
+{
+    struct captured c;
+    const char *args[] = {"--transport", "inproc", "--heap-size", "1M", "--rate", "100000",
+                          "--trial-time", "0.2", "--max-time", "1", "--json", NULL};
+    double t0 = spct_now();
+    run_tool(spct_bench_main, "speadcast-bench", args, &c);
+    double took = spct_now() - t0;
+    cr_assert(took < 10.0, "took %g s with --max-time 1:\n%s%s", took, c.out, c.err);
     cap_free(&c);
 }

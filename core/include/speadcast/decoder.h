@@ -77,11 +77,28 @@ struct spc_decoded_heap {
 /* Frees a heap from spc_decoder_pop (only those). NULL is a no-op. */
 void spc_decoded_heap_free(struct spc_decoded_heap *heap);
 
+/* A memory budget shared by any number of decoders (one per source of a receiver, say):
+ * the payload buffers and bookkeeping of their live heaps together stay within it. A
+ * packet that would take a decoder past it is refused with -ENOBUFS (and counted in
+ * memory_refused); nothing is evicted to make room. Heaps leave the budget when they are
+ * delivered (ready to pop: the caller's memory from then on).
+ * Threads: decoders on different threads may share one budget (it is atomic).
+ * Lifetime: the budget must outlive every decoder created with it. */
+struct spc_decoder_budget;
+
+/* Creates a budget of `bytes` (> 0). Errors: -EINVAL, -ENOMEM. */
+int spc_decoder_budget_create(struct spc_decoder_budget **out, size_t bytes);
+/* Bytes charged now by the live heaps of the decoders using it. NULL gives 0. */
+size_t spc_decoder_budget_used(const struct spc_decoder_budget *b);
+/* NULL is a no-op. */
+void spc_decoder_budget_destroy(struct spc_decoder_budget *b);
+
 struct spc_decoder_config {
     uint32_t struct_size;   /* sizeof(struct spc_decoder_config); fields beyond it take their defaults */
     size_t max_heap_size;   /* heaps announcing more are refused (default 64 MiB) */
     size_t max_live_heaps;  /* incomplete heaps kept; the oldest is evicted (default 16) */
     unsigned bug_compat;    /* used when parsing descriptors */
+    struct spc_decoder_budget *budget; /* NULL: none (each live heap bounded as below) */
 };
 /* Defaults as above. */
 #define SPC_DECODER_DEFAULT_MAX_HEAP_SIZE (64u << 20)
@@ -90,15 +107,18 @@ struct spc_decoder_config {
     ((struct spc_decoder_config){.struct_size = sizeof(struct spc_decoder_config),       \
                                  .max_heap_size = SPC_DECODER_DEFAULT_MAX_HEAP_SIZE,     \
                                  .max_live_heaps = SPC_DECODER_DEFAULT_MAX_LIVE_HEAPS,   \
-                                 .bug_compat = 0})
+                                 .bug_compat = 0, .budget = NULL})
 
 struct spc_decoder;
 
 /* cfg NULL = defaults. The caller destroys the decoder. Errors: -EINVAL (max_heap_size
  * or max_live_heaps 0, bug_compat above 7), -ENOMEM.
- * Memory: each live heap holds at most max_heap_size payload bytes plus at most
- * max_heap_size + 64 KiB of bookkeeping (packet records, item pointers); heaps ready but
- * not popped are the caller's to drain. */
+ * Memory is committed as payload arrives, not when a packet announces a heap size: a
+ * live heap's buffer reaches to the furthest payload byte received (grown geometrically,
+ * zero-filled), so each live heap holds at most max_heap_size payload bytes plus at most
+ * max_heap_size + 64 KiB of bookkeeping (packet records, item pointers), and all of them
+ * together at most the budget when one is given. Heaps ready but not popped are the
+ * caller's to drain. */
 int spc_decoder_create(struct spc_decoder **out, const struct spc_decoder_config *cfg);
 void spc_decoder_destroy(struct spc_decoder *dec);
 
@@ -112,7 +132,8 @@ void spc_decoder_destroy(struct spc_decoder *dec);
  * and length of one received is a duplicate: accepted (returns 0) but ignored, except
  * that a heap size it announces is learned.
  * Errors: those of spc_packet_parse; -SPC_EHEAP_LIMIT (heap size, offset + length, or the
- * heap's bookkeeping over the limits); -SPC_EINCONSISTENT (heap size or flavour differs
+ * heap's bookkeeping over the limits); -ENOBUFS (the memory it needs is beyond what is
+ * left of the budget); -SPC_EINCONSISTENT (heap size or flavour differs
  * from earlier packets of the heap, a late heap size smaller than data received, or a
  * payload range overlapping a different one received); -SPC_EBAD_OFFSET (no heap size
  * item, and the range passes the size earlier packets announced); -SPC_EBAD_POINTER (an
@@ -144,6 +165,7 @@ struct spc_decoder_stats {
     uint64_t bad_packets; /* refused with an error */
     uint64_t heaps_complete;
     uint64_t heaps_incomplete;
+    uint64_t memory_refused; /* refused with -ENOBUFS (counted in bad_packets too) */
 };
 #define SPC_DECODER_STATS_INIT ((struct spc_decoder_stats){.struct_size = sizeof(struct spc_decoder_stats)})
 void spc_decoder_stats(const struct spc_decoder *dec, struct spc_decoder_stats *out);
