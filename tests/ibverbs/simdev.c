@@ -204,6 +204,11 @@ void simdev_set_poll_fails(bool on)
     sim.poll_fails = on;
 }
 
+void simdev_set_rate_limit_errno(int err)
+{
+    sim.cfg.rate_limit_errno = err;
+}
+
 void simdev_set_flush_delay_ns(uint64_t ns)
 {
     sim.flush_delay_ns = ns;

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../plugins/ibverbs/ibvp_verbs.h"
+#include "ibvp_verbs.h"
 
 struct simdev_config {
     const char *dev_name;       /* "sim_mlx5_0" */
@@ -93,6 +93,8 @@ void simdev_qp_error(void);
 void simdev_set_flush_delay_ns(uint64_t ns);
 /* While on, poll_cq fails (returns -1), as for a completion queue in error. */
 void simdev_set_poll_fails(bool on);
+/* From now on modify_qp_rate_limit fails with err (0 = no longer). */
+void simdev_set_rate_limit_errno(int err);
 
 /* ---------------------------------------------------------------- observations */
 

@@ -1,24 +1,25 @@
 /* The ibverbs transport against a simulated RDMA NIC (tests/ibverbs/simdev.h), and the
  * real plugin module failing cleanly on a host without one.
  *
- * How the simulated device gets behind the plugin: this file compiles
- * plugins/ibverbs/ibverbs.c a second time with SPC_IBV_TESTING, which leaves out the
- * libibverbs wrappers and makes the plugin's one verbs table (ibvp_verbs_table) a
- * variable the tests set to the simulator's. The built module has no such hook: it
- * exports only its entry point and always uses libibverbs. The tests drive the plugin's
- * ops directly with their own core-services table, so every completion, status and
- * error text is observable; frames are checked byte for byte against spc_frame_write
- * (the pcap plugin's frame builder) and decoded back into heaps.
+ * How the simulated device gets behind the plugin: this test links the plugin's object
+ * library (every file of plugins/ibverbs but module.c, which holds the libibverbs table
+ * and the entry point) and defines ibvp_verbs_in_use() itself, returning the simulator's
+ * table. The built module has no such hook: its module.c always returns libibverbs. The
+ * tests drive the plugin's ops directly with their own core-services table, so every
+ * completion, status and error text is observable; frames are checked byte for byte
+ * against spc_frame_write (the pcap plugin's frame builder) and decoded back into heaps.
  */
-#if __has_include(<infiniband/verbs.h>)
+#ifdef SPC_HAVE_IBVERBS_OBJECTS
 
-#define SPC_IBV_TESTING 1
-#include "../../plugins/ibverbs/ibverbs.c"
-#include "../ibverbs/simdev.c"
+#include "ibvp.h"
+#include "simdev.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "speadcast/speadcast.h"
@@ -28,6 +29,12 @@
 #define MPS 1472
 
 /* ------------------------------------------------------------ harness */
+
+/* The plugin's verbs table (ibvp.h): the simulator, installed by h_open. */
+const struct ibvp_verbs *ibvp_verbs_in_use(void)
+{
+    return simdev_verbs();
+}
 
 struct rec {
     int status;
@@ -170,7 +177,6 @@ TestSuite(ibverbs_sim, .init = h_init, .fini = h_fini);
 static int h_open(void)
 {
     simdev_install(&H.cfg);
-    ibvp_verbs_table = simdev_verbs();
     H.p = calloc(1, ibvp_descriptor.object_size);
     cr_assert_not_null(H.p);
     H.p->base = (struct spc_transport){.struct_size = sizeof(struct spc_transport),
@@ -978,7 +984,7 @@ Test(ibverbs_sim, hw_pacing_withdrawn_when_a_new_queue_pair_refuses_it)
     h_must_open();
     cr_assert(H.p->hw_rate);
     cr_assert(H.hw_paced);
-    sim.cfg.rate_limit_errno = EPERM; /* (this file includes the simulator) */
+    simdev_set_rate_limit_errno(EPERM);
     simdev_fail_wr(0, IBV_WC_GENERAL_ERR);
     struct pkts *s = pkts_new();
     uint8_t *d = pattern(100, 1);
@@ -1326,4 +1332,4 @@ Test(ibverbs_module, unicast_refused_before_looking_for_a_device)
     spc_config_free(cfg);
 }
 
-#endif /* libibverbs headers present */
+#endif /* SPC_HAVE_IBVERBS_OBJECTS */
