@@ -133,3 +133,43 @@ int ibvp_find_device(struct ibvp *p, const uint8_t ip[4], int ifindex,
     }
     return 0;
 }
+
+/* The interface must carry the frames as built: untagged (a VLAN device's frames would
+ * need an 802.1Q tag, which the plugin does not write) and within its MTU (the NIC drops
+ * longer frames yet reports success). Needs p->ifname. */
+int ibvp_check_interface(struct ibvp *p)
+{
+    char dev[IF_NAMESIZE + 8];
+    snprintf(dev, sizeof dev, "%.*s", (int)strcspn(p->ifname, ":"), p->ifname);
+    uint16_t vid = 0;
+    int rc = p->v->if_vlan(dev, &vid);
+    if (rc < 0) {
+        p->base.svc->set_error(&p->base, "cannot tell whether interface %s is a VLAN device: %s",
+                               dev, strerror(-rc));
+        return rc;
+    }
+    if (rc > 0) {
+        p->base.svc->set_error(&p->base, "interface %s (address %s) is an 802.1Q VLAN device "
+                               "(VLAN %u), and the ibverbs transport sends untagged frames, which "
+                               "would leave on the untagged network of its parent: send from an "
+                               "address of the parent interface, or use the udp transport",
+                               dev, p->addr_text, (unsigned)vid);
+        return -SPC_ENOTSUP;
+    }
+    int mtu = p->v->if_mtu(dev);
+    if (mtu < 0) {
+        p->base.svc->set_error(&p->base, "cannot read the MTU of interface %s: %s", dev,
+                               strerror(-mtu));
+        return mtu;
+    }
+    if ((uint64_t)p->max_payload + IBVP_IP_UDP_LEN > (uint64_t)mtu) {
+        long most = (long)mtu - (long)IBVP_IP_UDP_LEN;
+        p->base.svc->set_error(&p->base, "max_packet_size %zu does not fit the MTU %d of "
+                               "interface %s (a packet needs 28 more bytes of IPv4 and UDP "
+                               "headers, and the NIC silently drops longer frames): use "
+                               "max_packet_size %ld or less, or raise the MTU",
+                               p->max_payload, mtu, dev, most > 0 ? most : 0);
+        return -EMSGSIZE;
+    }
+    return 0;
+}

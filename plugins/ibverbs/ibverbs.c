@@ -146,7 +146,7 @@ static int open_verbs(struct ibvp *p, const struct ibvp_options *o,
     int ifindex = 0;
     uint8_t mac[6];
     int rc = ibvp_find_interface(p, ip, &ifindex, mac);
-    if (rc < 0)
+    if (rc < 0 || (rc = ibvp_check_interface(p)) < 0)
         return rc;
     for (size_t i = 0; i < o->endpoints.n; i++) {
         memcpy(p->flows[i].src_mac, mac, 6);

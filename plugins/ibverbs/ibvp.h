@@ -17,7 +17,15 @@
 #include "speadcast/transport.h"
 
 #define HDR SPC_FRAME_HEADER_LEN
-#define IBVP_MAX_SGE 16u          /* scatter/gather entries asked for per request */
+#define IBVP_MAX_SGE 4u           /* scatter/gather entries per request (spead2: 4); a packet
+                                     needing more is copied whole */
+#define IBVP_WQEBB 64u            /* mlx5 send-queue block */
+#define IBVP_WQE_BASE 48u         /* mlx5 raw packet request: control + Ethernet segment */
+#define IBVP_WQE_PER_SGE 16u      /* one data segment */
+#define IBVP_IP_UDP_LEN 28u       /* what the MTU counts besides the packet */
+/* Memory is registered with relaxed ordering: an optional access flag (devices that
+ * cannot do it ignore it), which lets PCIe reorder the NIC's reads. */
+#define IBVP_ACCESS_RO IBV_ACCESS_RELAXED_ORDERING
 #define IBVP_MAX_CHAIN 64u        /* work requests per post */
 #define IBVP_WC_BATCH 16          /* completions per poll_cq */
 #define IBVP_SLOT_ALIGN 64u
@@ -77,6 +85,7 @@ struct ibvp {
     struct ibvp_slot *slots;
     struct ibv_sge *sges;
     uint32_t n_slots, tail, n_inflight;
+    uint32_t sq_depth;    /* requests the send queue holds: n_inflight + chain_len <= it */
     uint32_t chain_len, max_chain;
     struct ibv_send_wr *chain_first, *chain_last;
     uint32_t gen;
@@ -121,8 +130,11 @@ static inline int ibvp_errno_or(int fallback)
 int ibvp_find_interface(struct ibvp *p, const uint8_t ip[4], int *ifindex, uint8_t mac[6]);
 int ibvp_find_device(struct ibvp *p, const uint8_t ip[4], int ifindex,
                      struct ibv_device_attr_ex *da);
+int ibvp_check_interface(struct ibvp *p);
 
 /* qp.c */
+uint32_t ibvp_sq_max_wr(uint32_t max_qp_wr, uint32_t sge);
+void ibvp_set_depth(struct ibvp *p, uint32_t depth);
 int ibvp_qp_create(struct ibvp *p);
 unsigned ibvp_qp_reset(struct ibvp *p, int status);
 unsigned ibvp_fail_all(struct ibvp *p, int status);

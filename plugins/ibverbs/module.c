@@ -1,7 +1,16 @@
 /* What only the built module has: the verbs table over the real libibverbs (several
  * verbs are inline functions or macros, so the table holds wrappers) and the exported
  * entry point. The simulated-device test links the other files with its own table. */
+#include <errno.h>
 #include <ifaddrs.h>
+#include <linux/if_vlan.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "ibvp.h"
 
@@ -26,9 +35,54 @@ static int real_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t inde
 {
     return ibv_query_gid_ex(c, port, index, e, 0);
 }
-static struct ibv_mr *real_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access)
+static struct ibv_mr *real_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len,
+                                        uint64_t iova, unsigned int access)
 {
-    return ibv_reg_mr(pd, addr, len, access);
+#ifdef IBVP_HAVE_REG_MR_IOVA2
+    return ibv_reg_mr_iova2(pd, addr, len, iova, access);
+#else
+    (void)iova; /* always addr */
+    return ibv_reg_mr(pd, addr, len, (int)(access & ~(unsigned)IBV_ACCESS_OPTIONAL_RANGE));
+#endif
+}
+
+/* A socket for the interface ioctls; -errno when none can be made. */
+static int if_socket(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return fd >= 0 ? fd : -errno;
+}
+
+static int real_if_mtu(const char *ifname)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+    int fd = if_socket();
+    if (fd < 0)
+        return fd;
+    int rc = ioctl(fd, SIOCGIFMTU, &ifr) < 0 ? -errno : ifr.ifr_mtu;
+    close(fd);
+    return rc;
+}
+
+static int real_if_vlan(const char *ifname, uint16_t *vid)
+{
+    struct vlan_ioctl_args a;
+    memset(&a, 0, sizeof a);
+    a.cmd = GET_VLAN_VID_CMD;
+    snprintf(a.device1, sizeof a.device1, "%s", ifname);
+    int fd = if_socket();
+    if (fd < 0)
+        return fd;
+    int rc = ioctl(fd, SIOCGIFVLAN, &a) < 0 ? -errno : 1;
+    close(fd);
+    if (rc == 1)
+        *vid = (uint16_t)a.u.VID;
+    /* Not a VLAN device (EINVAL), or no 802.1Q support loaded, so no VLAN devices. */
+    if (rc == -EINVAL || rc == -ENOPKG || rc == -ENOTTY || rc == -EOPNOTSUPP)
+        rc = 0;
+    return rc;
 }
 static int real_modify_qp_rate_limit(struct ibv_qp *qp, struct ibv_qp_rate_limit_attr *a)
 {
@@ -50,6 +104,8 @@ static int real_req_notify_cq(struct ibv_cq *cq, int solicited_only)
 static const struct ibvp_verbs ibvp_real_verbs = {
     .getifaddrs = getifaddrs,
     .freeifaddrs = freeifaddrs,
+    .if_mtu = real_if_mtu,
+    .if_vlan = real_if_vlan,
     .get_device_list = real_get_device_list,
     .free_device_list = ibv_free_device_list,
     .get_device_name = real_get_device_name,
@@ -61,7 +117,7 @@ static const struct ibvp_verbs ibvp_real_verbs = {
     .wc_status_str = ibv_wc_status_str,
     .alloc_pd = ibv_alloc_pd,
     .dealloc_pd = ibv_dealloc_pd,
-    .reg_mr = real_reg_mr,
+    .reg_mr_iova2 = real_reg_mr_iova2,
     .dereg_mr = ibv_dereg_mr,
     .create_comp_channel = ibv_create_comp_channel,
     .destroy_comp_channel = ibv_destroy_comp_channel,

@@ -12,18 +12,27 @@
 int ibvp_alloc_slots(struct ibvp *p, const struct ibvp_options *o, const struct ibv_device_attr_ex *da)
 {
     size_t slot_size = (HDR + p->max_payload + IBVP_SLOT_ALIGN - 1) & ~(size_t)(IBVP_SLOT_ALIGN - 1);
-    uint64_t n = o->buffer_size / slot_size;
-    if (n == 0)
-        n = 1;
-    if (da->orig_attr.max_qp_wr > 0 && n > (uint64_t)da->orig_attr.max_qp_wr)
-        n = (uint64_t)da->orig_attr.max_qp_wr;
+    const uint64_t asked = o->buffer_size / slot_size ? o->buffer_size / slot_size : 1;
+    uint64_t n = asked;
+    /* No more slots than the send queue holds requests (max_qp_wr counts blocks). */
+    uint64_t sq_max = da->orig_attr.max_qp_wr > 0
+                          ? ibvp_sq_max_wr((uint32_t)da->orig_attr.max_qp_wr, p->max_sge)
+                          : UINT32_MAX;
+    if (sq_max == 0)
+        sq_max = 1;
+    if (n > sq_max)
+        n = sq_max;
     /* The queue holds two slots' worth: completions of a replaced queue pair may linger. */
     if (da->orig_attr.max_cqe > 1 && n > (uint64_t)da->orig_attr.max_cqe / 2)
         n = (uint64_t)da->orig_attr.max_cqe / 2;
+    if (n < asked)
+        p->base.svc->log(&p->base, SPC_LOG_WARNING, "buffer_size %llu makes %llu slots, but %s "
+                         "holds at most %llu requests in flight (its send and completion "
+                         "queue limits): using %llu slots", (unsigned long long)o->buffer_size,
+                         (unsigned long long)asked, p->dev_name, (unsigned long long)n,
+                         (unsigned long long)n);
     p->n_slots = (uint32_t)n;
-    p->max_chain = p->n_slots / 2 < IBVP_MAX_CHAIN ? p->n_slots / 2 : IBVP_MAX_CHAIN;
-    if (p->max_chain == 0)
-        p->max_chain = 1;
+    ibvp_set_depth(p, p->n_slots);
     size_t need = (size_t)n * slot_size;
 
     p->buf_len = (need + IBVP_HUGE_PAGE - 1) & ~(size_t)(IBVP_HUGE_PAGE - 1);
@@ -44,7 +53,8 @@ int ibvp_alloc_slots(struct ibvp *p, const struct ibvp_options *o, const struct 
         }
     }
     errno = 0;
-    p->mr = p->v->reg_mr(p->pd, p->buf, p->buf_len, IBV_ACCESS_LOCAL_WRITE);
+    p->mr = p->v->reg_mr_iova2(p->pd, p->buf, p->buf_len, (uintptr_t)p->buf,
+                               IBV_ACCESS_LOCAL_WRITE | IBVP_ACCESS_RO);
     if (!p->mr) {
         int rc = ibvp_errno_or(EIO);
         p->base.svc->set_error(&p->base, "registering %zu bytes of packet slots with %s failed: %s",
@@ -77,7 +87,7 @@ int ibvp_register_memory(struct spc_transport *t, void *addr, size_t len, void *
     if (!r)
         return -ENOMEM;
     errno = 0;
-    r->mr = p->v->reg_mr(p->pd, addr, len, 0);
+    r->mr = p->v->reg_mr_iova2(p->pd, addr, len, (uintptr_t)addr, IBVP_ACCESS_RO);
     if (!r->mr) {
         int rc = ibvp_errno_or(EIO);
         t->svc->set_error(t, "registering %zu bytes at %p with %s failed: %s", len, addr,

@@ -7,19 +7,49 @@
 
 #include "ibvp.h"
 
-/* Limits the queue pair's rate to p->rl. Returns 0 or the verbs error (positive errno). */
+/* mlx5's rule (rdma-core providers/mlx5 calc_send_wqe and calc_sq_size): a raw packet
+ * request takes a 16-byte control and a 32-byte Ethernet segment plus 16 bytes per
+ * scatter/gather entry, rounded up to 64-byte blocks; the queue is a power of two of
+ * bytes, and max_qp_wr counts blocks, not requests. */
+uint32_t ibvp_sq_max_wr(uint32_t max_qp_wr, uint32_t sge)
+{
+    uint64_t wqe = (IBVP_WQE_BASE + IBVP_WQE_PER_SGE * (uint64_t)sge + IBVP_WQEBB - 1) /
+                   IBVP_WQEBB * IBVP_WQEBB;
+    uint64_t bytes = (uint64_t)max_qp_wr * IBVP_WQEBB, pow2 = 1;
+    while (pow2 * 2 <= bytes)
+        pow2 *= 2;
+    uint64_t n = pow2 / wqe;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+void ibvp_set_depth(struct ibvp *p, uint32_t depth)
+{
+    p->sq_depth = depth;
+    p->max_chain = depth / 2 < IBVP_MAX_CHAIN ? depth / 2 : IBVP_MAX_CHAIN;
+    if (p->max_chain == 0)
+        p->max_chain = 1;
+}
+
+/* Limits the queue pair's rate to p->rl, dropping hints the device refuses: mlx5 takes
+ * each only with its own capability (packet_pacing_burst_bound, _typical_size), which
+ * verbs do not report, so the frame size goes first, then the burst bound. Returns 0 or
+ * the verbs error of the first try (positive errno). */
 static int apply_rate_limit(struct ibvp *p)
 {
-    int rc = p->v->modify_qp_rate_limit(p->qp, &p->rl);
-    if (rc != 0 && (p->rl.max_burst_sz || p->rl.typical_pkt_sz)) {
-        /* Some devices accept a rate but not the burst hints. */
-        struct ibv_qp_rate_limit_attr plain = {.rate_limit = p->rl.rate_limit};
-        if (p->v->modify_qp_rate_limit(p->qp, &plain) == 0) {
-            p->rl = plain;
-            rc = 0;
+    struct ibv_qp_rate_limit_attr tries[3] = {p->rl, p->rl, {.rate_limit = p->rl.rate_limit}};
+    tries[1].typical_pkt_sz = 0;
+    int first = 0;
+    for (size_t i = 0; i < 3; i++) {
+        if (i > 0 && !memcmp(&tries[i], &tries[i - 1], sizeof tries[i]))
+            continue;
+        int rc = p->v->modify_qp_rate_limit(p->qp, &tries[i]);
+        if (rc == 0) {
+            p->rl = tries[i];
+            return 0;
         }
+        first = first ? first : rc;
     }
-    return rc;
+    return first;
 }
 
 /* Whether the core can be told who paces (svc->set_hw_paced, transport ABI minor 2). */
@@ -45,27 +75,50 @@ static void withdraw_hw_rate(struct ibvp *p, const char *why)
     }
 }
 
-/* Creates the queue pair and brings it to ready-to-send. */
-int ibvp_qp_create(struct ibvp *p)
+/* A send-only raw packet queue pair (no receive queue) of depth requests, or NULL
+ * with errno set. */
+static struct ibv_qp *make_qp(struct ibvp *p, uint32_t depth)
 {
     struct ibv_qp_init_attr a;
     memset(&a, 0, sizeof a);
     a.send_cq = p->cq;
     a.recv_cq = p->cq;
-    a.cap.max_send_wr = p->n_slots;
+    a.cap.max_send_wr = depth;
     a.cap.max_send_sge = p->max_sge;
-    a.cap.max_recv_wr = 1;
-    a.cap.max_recv_sge = 1;
     a.qp_type = IBV_QPT_RAW_PACKET;
     a.sq_sig_all = 0;
     errno = 0;
-    p->qp = p->v->create_qp(p->pd, &a);
+    return p->v->create_qp(p->pd, &a);
+}
+
+/* Creates the queue pair and brings it to ready-to-send. A device that refuses the
+ * send queue's size (EINVAL, ENOMEM: its limit is not what it reports) gets smaller
+ * powers of two; the depth it takes holds from then on, with a warning. */
+int ibvp_qp_create(struct ibvp *p)
+{
+    uint32_t depth = p->sq_depth;
+    int rc = 0;
+    while (!(p->qp = make_qp(p, depth))) {
+        rc = ibvp_errno_or(EIO);
+        if ((rc != -EINVAL && rc != -ENOMEM) || depth == 1)
+            break;
+        uint32_t smaller = 1;
+        while (smaller * 2 < depth)
+            smaller *= 2;
+        depth = smaller;
+    }
     if (!p->qp) {
-        int rc = ibvp_errno_or(EIO);
         p->base.svc->set_error(&p->base, "creating a raw packet queue pair on %s failed: %s%s",
                                p->dev_name, strerror(-rc),
                                rc == -EPERM ? " (raw packet queue pairs need CAP_NET_RAW)" : "");
         return rc;
+    }
+    if (depth != p->sq_depth) {
+        p->base.svc->log(&p->base, SPC_LOG_WARNING, "%s refused a send queue of %u requests of "
+                         "%u entries (%s); using %u, so fewer packets are in flight",
+                         p->dev_name, (unsigned)p->sq_depth, (unsigned)p->max_sge,
+                         strerror(-rc), (unsigned)depth);
+        ibvp_set_depth(p, depth);
     }
     static const struct {
         enum ibv_qp_state state;
@@ -162,7 +215,9 @@ int ibvp_setup_pacing(struct ibvp *p, const struct spc_transport_params *params,
                  (unsigned)pc->qp_rate_limit_min, (unsigned)pc->qp_rate_limit_max);
     } else {
         p->rl.rate_limit = (uint32_t)llround(kbps);
-        p->rl.max_burst_sz = params->burst_size > UINT32_MAX ? UINT32_MAX : (uint32_t)params->burst_size;
+        /* A burst bound below one frame would stall it (spead2 passes the larger too). */
+        uint64_t burst = params->burst_size > frame ? params->burst_size : frame;
+        p->rl.max_burst_sz = burst > UINT32_MAX ? UINT32_MAX : (uint32_t)burst;
         p->rl.typical_pkt_sz = frame > UINT16_MAX ? UINT16_MAX : (uint16_t)frame;
         int rc = apply_rate_limit(p);
         if (rc == 0) {

@@ -141,7 +141,8 @@ int ibvp_send(struct spc_transport *t, struct spc_tx_batch *b)
                               pkt->size, p->max_payload);
             continue;
         }
-        while (!p->dead && p->n_inflight + p->chain_len == p->n_slots) {
+        /* The send queue frees a request's place only when its completion is polled. */
+        while (!p->dead && p->n_inflight + p->chain_len >= p->sq_depth) {
             post_chain(p);
             if (p->n_inflight && (rc = ibvp_wait_progress(p)) < 0)
                 ibvp_die(p, rc);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <net/if.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netpacket/packet.h>
 #include <stdarg.h>
@@ -15,6 +16,11 @@
 #include <unistd.h>
 
 #define SIM_MAX_SGE 32
+#define SIM_WQEBB 64u          /* mlx5 send-queue block */
+#define SIM_WQE_BASE 48u       /* raw packet request: control + Ethernet segments */
+#define SIM_WQE_PER_SGE 16u    /* one data segment */
+#define SIM_ETH_HDR 14u
+#define SIM_VLAN_TAG 4u
 
 struct sim_wr {
     uint64_t wr_id;
@@ -32,12 +38,19 @@ struct sim_ctx {
 
 struct sim_mr {
     struct ibv_mr mr;
+    uint64_t iova;        /* what SGE addresses of this region are counted from */
     struct sim_mr *next;
+};
+
+/* A queued completion and the requests it frees in its queue pair's send queue. */
+struct sim_cqe {
+    struct ibv_wc wc;
+    uint32_t covers;
 };
 
 struct sim_cq {
     struct ibv_cq cq;
-    struct ibv_wc *wc;    /* ring of cqe entries */
+    struct sim_cqe *wc;   /* ring of cqe entries */
     size_t head, len;
     bool armed;
     unsigned unacked;
@@ -48,8 +61,11 @@ struct sim_qp {
     struct ibv_qp qp;
     uint64_t err_ns;      /* when it entered the error state */
     uint32_t max_wr, max_sge;
-    struct sim_wr *q;     /* ring of max_wr requests */
+    struct sim_wr *q;     /* ring of max_wr requests not yet executed */
     size_t head, len;
+    uint32_t busy;        /* posted requests whose covering completion is not polled */
+    uint32_t uncovered;   /* executed requests no queued completion covers yet */
+    bool csum_ok;         /* IBV_SEND_IP_CSUM allowed: INIT with a port, device capable */
     struct sim_qp *next;
 };
 
@@ -118,9 +134,10 @@ void simdev_default_config(struct simdev_config *c)
         .ip = {10, 8, 0, 2},
         .mac = {0x02, 0x5e, 0, 0, 0, 0x02},
         .ifindex = 7,
-        .max_sge = 4,
-        .max_qp_wr = 8192,
-        .max_cqe = 65536,
+        .max_sge = 30,
+        .max_qp_wr = 32768,
+        .max_cqe = 4194303,
+        .mtu = 1500,
         .num_comp_vectors = 4,
         .max_frame = 9014,
     };
@@ -256,28 +273,36 @@ struct sim_ifa {
 
 static int sim_getifaddrs(struct ifaddrs **out)
 {
-    struct sim_ifa *a = calloc(4, sizeof *a);
+    enum { N = 6 };
+    struct sim_ifa *a = calloc(N, sizeof *a);
     if (!a) {
         errno = ENOMEM;
         return -1;
     }
-    const char *names[4] = {"lo", "lo", sim.cfg.ifname, sim.cfg.ifname};
-    for (int i = 0; i < 4; i++) {
-        snprintf(a[i].name, sizeof a[i].name, "%s", names[i]);
+    /* Pairs of (link, IPv4) entries: lo, the interface, its VLAN device. */
+    const int index[3] = {1, sim.cfg.ifindex, SIMDEV_VLAN_IFINDEX};
+    uint8_t ip[3][4] = {{127, 0, 0, 1}, {0}, {0}};
+    memcpy(ip[1], sim.cfg.ip, 4);
+    inet_pton(AF_INET, SIMDEV_VLAN_ADDRESS, ip[2]);
+    for (int i = 0; i < N; i++) {
+        int d = i / 2;
+        if (d == 0)
+            snprintf(a[i].name, sizeof a[i].name, "lo");
+        else
+            snprintf(a[i].name, sizeof a[i].name, d == 1 ? "%s" : "%s.100", sim.cfg.ifname);
         a[i].ifa.ifa_name = a[i].name;
         a[i].ifa.ifa_addr = &a[i].addr.sa;
         a[i].ifa.ifa_flags = IFF_UP;
-        a[i].ifa.ifa_next = i < 3 ? &a[i + 1].ifa : NULL;
+        a[i].ifa.ifa_next = i < N - 1 ? &a[i + 1].ifa : NULL;
         if (i % 2 == 0) {
             a[i].addr.ll.sll_family = AF_PACKET;
-            a[i].addr.ll.sll_ifindex = i == 0 ? 1 : sim.cfg.ifindex;
+            a[i].addr.ll.sll_ifindex = index[d];
             a[i].addr.ll.sll_halen = 6;
-            if (i == 2)
+            if (d > 0)
                 memcpy(a[i].addr.ll.sll_addr, sim.cfg.mac, 6);
         } else {
             a[i].addr.in.sin_family = AF_INET;
-            const uint8_t lo[4] = {127, 0, 0, 1};
-            memcpy(&a[i].addr.in.sin_addr, i == 1 ? lo : sim.cfg.ip, 4);
+            memcpy(&a[i].addr.in.sin_addr, ip[d], 4);
         }
     }
     *out = &a[0].ifa;
@@ -287,6 +312,30 @@ static int sim_getifaddrs(struct ifaddrs **out)
 static void sim_freeifaddrs(struct ifaddrs *ifa)
 {
     free(ifa); /* the first node starts the one block */
+}
+
+/* 0: lo, 1: the interface, 2: its VLAN device, -1: none. */
+static int sim_if_of(const char *name)
+{
+    char vlan[IF_NAMESIZE + 8];
+    snprintf(vlan, sizeof vlan, "%s.100", sim.cfg.ifname);
+    return !strcmp(name, "lo") ? 0 : !strcmp(name, sim.cfg.ifname) ? 1 : !strcmp(name, vlan) ? 2 : -1;
+}
+
+static int sim_if_mtu(const char *name)
+{
+    int d = sim_if_of(name);
+    return d < 0 ? -ENODEV : d == 0 ? 65536 : sim.cfg.mtu;
+}
+
+static int sim_if_vlan(const char *name, uint16_t *vid)
+{
+    int d = sim_if_of(name);
+    if (d < 0)
+        return -ENODEV;
+    if (d == 2)
+        *vid = SIMDEV_VLAN_ID;
+    return d == 2;
 }
 
 /* ---------------------------------------------------------------- devices */
@@ -377,18 +426,21 @@ static int sim_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index
 {
     if (port != 1 || index >= 4)
         return EINVAL;
-    if (index >= 2)
+    bool owner = ctx_of(c)->dev == sim.owner;
+    if (index >= 2 && !owner)
         return ENODATA;
     memset(e, 0, sizeof *e);
     e->gid_index = index;
     e->port_num = port;
     e->gid_type = IBV_GID_TYPE_ROCE_V2;
-    bool owner = ctx_of(c)->dev == sim.owner;
-    /* The other device: a link-local GID on another interface, and another address. */
+    /* The other device: a link-local GID on another interface, and another address.
+     * The owner: entries 0 and 1 on the interface, 2 and 3 on its VLAN device. */
     uint8_t ip[4] = {192, 0, 2, 99};
-    if (owner)
+    if (owner && index < 2)
         memcpy(ip, sim.cfg.ip, 4);
-    if (index == 0) {
+    else if (owner)
+        inet_pton(AF_INET, SIMDEV_VLAN_ADDRESS, ip);
+    if (index % 2 == 0) {
         e->gid.raw[0] = 0xfe;
         e->gid.raw[1] = 0x80;
         memcpy(&e->gid.raw[10], owner ? sim.cfg.mac : (const uint8_t[6]){2, 0, 0, 0, 0, 99}, 6);
@@ -396,7 +448,8 @@ static int sim_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index
         e->gid.raw[10] = e->gid.raw[11] = 0xff;
         memcpy(&e->gid.raw[12], ip, 4);
     }
-    e->ndev_ifindex = owner ? (sim.cfg.match_by_gid ? 0 : (uint32_t)sim.cfg.ifindex) : 99;
+    uint32_t ndev = index < 2 ? (uint32_t)sim.cfg.ifindex : SIMDEV_VLAN_IFINDEX;
+    e->ndev_ifindex = owner ? (sim.cfg.match_by_gid ? 0 : ndev) : 99;
     return 0;
 }
 
@@ -441,9 +494,12 @@ static int sim_dealloc_pd(struct ibv_pd *pd)
     return 0;
 }
 
-static struct ibv_mr *sim_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access)
+static struct ibv_mr *sim_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len,
+                                      uint64_t iova, unsigned int access)
 {
-    (void)access;
+    sim.st.last_mr_access = access;
+    if (access & IBV_ACCESS_RELAXED_ORDERING)
+        sim.st.mrs_relaxed++;
     if (!addr || !len) {
         errno = EINVAL;
         return NULL;
@@ -457,6 +513,7 @@ static struct ibv_mr *sim_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int 
     m->mr.pd = pd;
     m->mr.addr = addr;
     m->mr.length = len;
+    m->iova = iova;
     m->mr.lkey = sim.next_key;
     m->mr.rkey = sim.next_key;
     sim.next_key += 0x101;
@@ -586,16 +643,31 @@ static struct ibv_qp *sim_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     if (a->qp_type != IBV_QPT_RAW_PACKET || !a->send_cq || !a->recv_cq ||
-        a->cap.max_send_sge > sim.cfg.max_sge || a->cap.max_send_sge > SIM_MAX_SGE ||
-        a->cap.max_send_sge < 1 || a->cap.max_send_wr > sim.cfg.max_qp_wr ||
-        a->cap.max_send_wr < 1) {
+        a->cap.max_send_sge > SIM_MAX_SGE || a->cap.max_send_sge < 1 || a->cap.max_send_wr < 1) {
         violation("create_qp: type %d, %u SGEs, %u requests", (int)a->qp_type,
                   a->cap.max_send_sge, a->cap.max_send_wr);
         errno = EINVAL;
         return NULL;
     }
+    sim.st.qp_max_sge = a->cap.max_send_sge;
+    sim.st.qp_max_wr = a->cap.max_send_wr;
+    sim.st.qp_max_recv_wr = a->cap.max_recv_wr;
+    /* mlx5: the queue is sized in 64-byte blocks, a power of two of bytes in all. */
+    uint64_t wqe = (SIM_WQE_BASE + SIM_WQE_PER_SGE * a->cap.max_send_sge + SIM_WQEBB - 1) /
+                   SIM_WQEBB * SIM_WQEBB;
+    uint64_t bytes = 1;
+    while (bytes < (uint64_t)a->cap.max_send_wr * wqe)
+        bytes <<= 1;
+    uint32_t limit = sim.cfg.sq_wqebb_limit ? sim.cfg.sq_wqebb_limit : sim.cfg.max_qp_wr;
+    if (a->cap.max_send_sge > sim.cfg.max_sge || bytes / SIM_WQEBB > limit) {
+        sim.st.qps_refused++;
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t granted = (uint32_t)(bytes / wqe);
+    a->cap.max_send_wr = granted;
     struct sim_qp *q = calloc(1, sizeof *q);
-    if (!q || !(q->q = calloc(a->cap.max_send_wr, sizeof *q->q))) {
+    if (!q || !(q->q = calloc(granted, sizeof *q->q))) {
         free(q);
         errno = ENOMEM;
         return NULL;
@@ -607,14 +679,13 @@ static struct ibv_qp *sim_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     q->qp.qp_num = sim.next_qpn++;
     q->qp.state = IBV_QPS_RESET;
     q->qp.qp_type = IBV_QPT_RAW_PACKET;
-    q->max_wr = a->cap.max_send_wr;
+    q->max_wr = granted;
     q->max_sge = a->cap.max_send_sge;
     q->next = sim.qps;
     sim.qps = q;
     sim.live++;
     sim.st.qps_created++;
-    sim.st.qp_max_sge = q->max_sge;
-    sim.st.qp_max_wr = q->max_wr;
+    sim.st.qp_granted_wr = granted;
     return &q->qp;
 }
 
@@ -660,8 +731,13 @@ static int sim_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
                   (unsigned)a->port_num);
         return EINVAL;
     }
-    if (to == IBV_QPS_RESET)
+    if (to == IBV_QPS_RESET) {
         q->len = 0;
+        q->busy = q->uncovered = 0;
+        q->csum_ok = false;
+    }
+    if (to == IBV_QPS_INIT)
+        q->csum_ok = sim.cfg.raw_ip_csum; /* mlx5 caches the port's offloads here */
     if (to == IBV_QPS_ERR)
         enter_error(q, mono_ns());
     qp->state = to;
@@ -670,16 +746,19 @@ static int sim_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
 
 static int sim_modify_qp_rate_limit(struct ibv_qp *qp, struct ibv_qp_rate_limit_attr *a)
 {
-    (void)qp;
     sim.st.rate_limit_calls++;
     if (!sim.cfg.pacing_max_kbps || !sim.cfg.pacing_raw_qp)
         return EOPNOTSUPP;
+    if (qp->state != IBV_QPS_RTS) {
+        violation("modify_qp_rate_limit in queue pair state %d (only RTS)", (int)qp->state);
+        return EINVAL;
+    }
     if (sim.cfg.rate_limit_errno)
         return sim.cfg.rate_limit_errno;
     if (a->rate_limit && (a->rate_limit < sim.cfg.pacing_min_kbps ||
                           a->rate_limit > sim.cfg.pacing_max_kbps))
         return EINVAL;
-    if ((a->max_burst_sz || a->typical_pkt_sz) && !sim.cfg.pacing_burst)
+    if ((a->max_burst_sz && !sim.cfg.pacing_burst) || (a->typical_pkt_sz && !sim.cfg.pacing_typical))
         return EINVAL;
     sim.st.rate_limit = *a;
     sim.st.rate_limit_set++;
@@ -688,13 +767,15 @@ static int sim_modify_qp_rate_limit(struct ibv_qp *qp, struct ibv_qp_rate_limit_
 
 /* ---------------------------------------------------------------- the data path */
 
-static void push_cqe(struct sim_cq *cq, const struct ibv_wc *wc)
+/* Queues wc, which covers every request of q executed since q's previous completion. */
+static void push_cqe(struct sim_cq *cq, struct sim_qp *q, const struct ibv_wc *wc)
 {
     if (cq->len == (size_t)cq->cq.cqe) {
         violation("completion queue overflow (%d entries)", cq->cq.cqe);
         return;
     }
-    cq->wc[(cq->head + cq->len) % (size_t)cq->cq.cqe] = *wc;
+    cq->wc[(cq->head + cq->len) % (size_t)cq->cq.cqe] = (struct sim_cqe){*wc, q->uncovered};
+    q->uncovered = 0;
     cq->len++;
     sim.st.cqes++;
 }
@@ -706,9 +787,8 @@ static enum ibv_wc_status check_sges(const struct sim_qp *q, const struct sim_wr
         const struct ibv_sge *s = &w->sge[i];
         const struct sim_mr *m = sim.mrs;
         for (; m; m = m->next) {
-            uintptr_t a = (uintptr_t)m->mr.addr;
-            if (m->mr.lkey == s->lkey && m->mr.pd == q->qp.pd && s->addr >= a &&
-                s->addr + s->length <= a + m->mr.length)
+            if (m->mr.lkey == s->lkey && m->mr.pd == q->qp.pd && s->addr >= m->iova &&
+                s->addr + s->length <= m->iova + m->mr.length)
                 break;
         }
         if (!m) {
@@ -718,6 +798,25 @@ static enum ibv_wc_status check_sges(const struct sim_qp *q, const struct sim_wr
         *len += s->length;
     }
     return *len > sim.cfg.max_frame ? IBV_WC_LOC_LEN_ERR : IBV_WC_SUCCESS;
+}
+
+/* Host address of an SGE (a checked one: inside a region). */
+static const void *sge_host(const struct ibv_sge *s)
+{
+    for (const struct sim_mr *m = sim.mrs; m; m = m->next)
+        if (m->mr.lkey == s->lkey)
+            return (const uint8_t *)m->mr.addr + (s->addr - m->iova);
+    return NULL;
+}
+
+/* Whether the port sends a frame of len bytes: its IP packet must fit the MTU. */
+static bool fits_mtu(const struct sim_wr *w, size_t len)
+{
+    size_t l2 = SIM_ETH_HDR;
+    const uint8_t *first = sge_host(&w->sge[0]);
+    if (first && w->sge[0].length >= 14 && first[12] == 0x81 && first[13] == 0x00)
+        l2 += SIM_VLAN_TAG;
+    return len <= (size_t)sim.cfg.mtu + l2;
 }
 
 static void record_frame(const struct sim_wr *w, size_t len)
@@ -740,7 +839,7 @@ static void record_frame(const struct sim_wr *w, size_t len)
     }
     size_t off = 0;
     for (int i = 0; i < w->num_sge; i++) {
-        memcpy(f->data + off, (const void *)(uintptr_t)w->sge[i].addr, w->sge[i].length);
+        memcpy(f->data + off, sge_host(&w->sge[i]), w->sge[i].length);
         off += w->sge[i].length;
         f->sge[i] = (struct simdev_sge){w->sge[i].addr, w->sge[i].length, w->sge[i].lkey};
     }
@@ -772,17 +871,22 @@ static void run_qp(struct sim_qp *q, uint64_t now)
         }
         q->head = (q->head + 1) % q->max_wr;
         q->len--;
+        q->uncovered++;
         sim.st.executed++;
-        if (st == IBV_WC_SUCCESS) {
+        if (st == IBV_WC_SUCCESS && !fits_mtu(w, len)) {
+            sim.st.mtu_dropped++; /* gone, yet completed successfully */
+        } else if (st == IBV_WC_SUCCESS) {
             record_frame(w, len);
         } else {
             sim.st.wc_errors++;
             enter_error(q, now);
         }
-        if ((w->send_flags & IBV_SEND_SIGNALED) || (st != IBV_WC_SUCCESS && st != IBV_WC_WR_FLUSH_ERR)) {
+        bool flushed = st == IBV_WC_WR_FLUSH_ERR;
+        if ((w->send_flags & IBV_SEND_SIGNALED) || (st != IBV_WC_SUCCESS && !flushed) ||
+            (flushed && sim.cfg.flush_every_wr)) {
             struct ibv_wc wc = {.wr_id = w->wr_id, .status = st, .opcode = IBV_WC_SEND,
                                 .qp_num = q->qp.qp_num, .vendor_err = st ? 0x42 : 0};
-            push_cqe(cq, &wc);
+            push_cqe(cq, q, &wc);
         }
     }
 }
@@ -809,7 +913,7 @@ static void run_cq(struct ibv_cq *cq, uint64_t now)
 static bool will_complete(const struct sim_qp *q, const struct sim_wr *w)
 {
     return (w->send_flags & IBV_SEND_SIGNALED) || w->seq == sim.fail_seq ||
-           q->qp.state == IBV_QPS_ERR;
+           (q->qp.state == IBV_QPS_ERR && sim.cfg.flush_every_wr);
 }
 
 /* For an armed queue: sets the channel's timer to when the next completion is due. */
@@ -863,8 +967,15 @@ static int sim_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_s
         } else if (w->opcode != IBV_WR_SEND) {
             violation("post_send opcode %d on a raw packet queue pair", (int)w->opcode);
             rc = EINVAL;
-        } else if (q->len == q->max_wr) {
-            violation("send queue overflow (%u requests)", q->max_wr);
+        } else if ((w->send_flags & IBV_SEND_IP_CSUM) && !q->csum_ok) {
+            violation("IBV_SEND_IP_CSUM on a queue pair %s", sim.cfg.raw_ip_csum
+                      ? "that did not go to INIT with a port" : "of a device without IBV_DEVICE_RAW_IP_CSUM");
+            rc = EINVAL;
+        } else if (q->busy == q->max_wr) {
+            /* mlx5: space returns only when the covering completion is polled. */
+            sim.st.sq_full++;
+            violation("send queue full (%u requests posted whose completion was not polled)",
+                      q->max_wr);
             rc = ENOMEM;
         }
         if (rc) {
@@ -879,6 +990,7 @@ static int sim_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_s
         s->num_sge = w->num_sge;
         memcpy(s->sge, w->sg_list, (size_t)w->num_sge * sizeof *s->sge);
         q->len++;
+        q->busy++;
         n++;
         last_signaled = (w->send_flags & IBV_SEND_SIGNALED) != 0;
         if (last_signaled && w->next)
@@ -905,7 +1017,11 @@ static int sim_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
     run_cq(cq, mono_ns());
     int got = 0;
     while (got < n && q->len) {
-        wc[got++] = q->wc[q->head];
+        const struct sim_cqe *e = &q->wc[q->head];
+        for (struct sim_qp *p = sim.qps; p; p = p->next)
+            if (p->qp.qp_num == e->wc.qp_num)
+                p->busy -= e->covers < p->busy ? e->covers : p->busy;
+        wc[got++] = e->wc;
         q->head = (q->head + 1) % (size_t)cq->cqe;
         q->len--;
     }
@@ -960,6 +1076,8 @@ static void sim_ack_cq_events(struct ibv_cq *cq, unsigned n)
 static const struct ibvp_verbs sim_verbs = {
     .getifaddrs = sim_getifaddrs,
     .freeifaddrs = sim_freeifaddrs,
+    .if_mtu = sim_if_mtu,
+    .if_vlan = sim_if_vlan,
     .get_device_list = sim_get_device_list,
     .free_device_list = sim_free_device_list,
     .get_device_name = sim_get_device_name,
@@ -971,7 +1089,7 @@ static const struct ibvp_verbs sim_verbs = {
     .wc_status_str = sim_wc_status_str,
     .alloc_pd = sim_alloc_pd,
     .dealloc_pd = sim_dealloc_pd,
-    .reg_mr = sim_reg_mr,
+    .reg_mr_iova2 = sim_reg_mr_iova2,
     .dereg_mr = sim_dereg_mr,
     .create_comp_channel = sim_create_comp_channel,
     .destroy_comp_channel = sim_destroy_comp_channel,

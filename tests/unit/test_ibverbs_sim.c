@@ -204,6 +204,7 @@ static void h_close(void)
     H.p = NULL;
     cr_expect_eq(simdev_live_objects(), 0, "close left verbs objects open");
     cr_expect_eq(simdev_stats()->violations, 0, "device misuse: %s", simdev_stats()->first_violation);
+    cr_expect_eq(simdev_stats()->mtu_dropped, 0, "frames the port dropped for the MTU");
 }
 
 /* Packets to send: tx entries whose tokens are H.recs entries. */
@@ -944,6 +945,7 @@ Test(ibverbs_sim, hw_pacing_when_the_device_supports_it)
     H.cfg.pacing_max_kbps = 100000000;
     H.cfg.pacing_raw_qp = true;
     H.cfg.pacing_burst = true;
+    H.cfg.pacing_typical = true;
     H.params.rate_method = SPC_RATE_METHOD_HW;
     H.params.rate = 125e6;
     h_must_open();
@@ -1290,6 +1292,388 @@ Test(ibverbs_sim, random_heaps_round_trip)
     cr_expect_eq(simdev_stats()->lkey_errors, 0);
     h_close();
     pkts_free(s);
+}
+
+/* ------------------------------------------------------------ a real ConnectX (issue 18) */
+
+/* Sends n 100-byte packets and expects every one sent. */
+static void send_small(size_t n)
+{
+    struct pkts *s = pkts_new();
+    uint8_t *d = pattern(100, 5);
+    struct iovec iov[1] = {{d, 100}};
+    for (size_t i = 0; i < n; i++)
+        add_tx(s, iov, 1, 100, 0);
+    cr_assert_eq(send_range(s, 0, n), 0);
+    cr_assert_eq(h_flush(), 0);
+    expect_all_status(s, 0);
+    cr_expect_eq(simdev_n_frames(), n);
+    free(d);
+    pkts_free(s);
+}
+
+/* 64 MiB of 1536-byte slots would be 43690 requests: with 16 SGEs each (320 bytes, five
+ * blocks) mlx5 refuses anything above 6553 on a ConnectX-6 (32768 blocks). Four SGEs (two
+ * blocks) fit 16384; the buffer is cut to what the queue holds. */
+Test(ibverbs_sim, send_queue_sized_in_wqe_blocks)
+{
+    H.o.buffer_size = 64u << 20;
+    h_must_open();
+    const struct simdev_stats *st = simdev_stats();
+    cr_expect_eq(st->qps_refused, 0);
+    cr_expect_eq(st->qp_max_sge, 4, "four entries per request, as spead2");
+    cr_expect_eq(st->qp_max_wr, 16384);
+    cr_expect_eq(H.p->n_slots, 16384);
+    cr_expect_eq(H.warnings, 1);
+    cr_expect(strstr(H.warning, "16384"), "%s", H.warning);
+    send_small(3000);
+    h_close();
+}
+
+/* A device whose send queue is smaller than max_qp_wr says: the queue pair is made
+ * smaller, with a warning, and never holds more than it was granted. */
+Test(ibverbs_sim, send_queue_falls_back_to_a_smaller_one)
+{
+    H.cfg.sq_wqebb_limit = 1024;
+    H.o.buffer_size = 4u << 20; /* 2730 slots */
+    h_must_open();
+    const struct simdev_stats *st = simdev_stats();
+    cr_expect_eq(st->qps_created, 1);
+    cr_expect_eq(st->qp_max_wr, 512, "halved until the device took it");
+    cr_expect_geq(st->qps_refused, 1);
+    cr_expect_eq(H.warnings, 1);
+    cr_expect(strstr(H.warning, "512"), "%s", H.warning);
+    send_small(3000);
+    cr_expect_eq(simdev_stats()->sq_full, 0);
+    h_close();
+}
+
+Test(ibverbs_sim, packets_beyond_the_interface_mtu_refused_at_open)
+{
+    H.params.max_packet_size = 8872;
+    expect_open_fails(-EMSGSIZE, "MTU 1500", "1472");
+    cr_expect(strstr(H.error, "simeth0"), "%s", H.error);
+}
+
+Test(ibverbs_sim, jumbo_frames_with_a_jumbo_mtu)
+{
+    H.cfg.mtu = 9000;
+    H.params.max_packet_size = 8972;
+    h_must_open();
+    struct pkts *s = pkts_new();
+    uint8_t *d = pattern(8972, 3);
+    struct iovec iov[1] = {{d, 8972}};
+    add_tx(s, iov, 1, 8972, 0);
+    cr_assert_eq(send_range(s, 0, 1), 0);
+    cr_assert_eq(h_flush(), 0);
+    expect_all_status(s, 0);
+    cr_expect_eq(simdev_n_frames(), 1);
+    h_close();
+    free(d);
+    pkts_free(s);
+}
+
+Test(ibverbs_sim, vlan_interface_refused)
+{
+    H.o.interface_address = SIMDEV_VLAN_ADDRESS;
+    expect_open_fails(-SPC_ENOTSUP, "simeth0.100", "VLAN 100");
+}
+
+static void pacing_device(void)
+{
+    H.cfg.pacing_min_kbps = 1000;
+    H.cfg.pacing_max_kbps = 100000000;
+    H.cfg.pacing_raw_qp = true;
+    H.params.rate_method = SPC_RATE_METHOD_HW;
+    H.params.rate = 125e6;
+}
+
+Test(ibverbs_sim, rate_limit_burst_covers_a_frame)
+{
+    pacing_device();
+    H.cfg.pacing_burst = H.cfg.pacing_typical = true;
+    H.params.burst_size = 1000;
+    h_must_open();
+    cr_expect_eq(simdev_stats()->rate_limit.max_burst_sz, MPS + HDR);
+    cr_expect_eq(simdev_stats()->rate_limit.typical_pkt_sz, MPS + HDR);
+    h_close();
+}
+
+Test(ibverbs_sim, rate_limit_keeps_the_hint_the_device_takes)
+{
+    pacing_device();
+    H.cfg.pacing_burst = true;
+    h_must_open();
+    cr_expect(H.p->hw_rate);
+    cr_expect_eq(simdev_stats()->rate_limit.max_burst_sz, 65536);
+    cr_expect_eq(simdev_stats()->rate_limit.typical_pkt_sz, 0);
+    h_close();
+}
+
+Test(ibverbs_sim, queue_pair_has_no_receive_queue)
+{
+    h_must_open();
+    cr_expect_eq(simdev_stats()->qp_max_recv_wr, 0);
+    h_close();
+}
+
+Test(ibverbs_sim, memory_registered_with_relaxed_ordering)
+{
+    h_must_open();
+    cr_expect_eq(simdev_stats()->mrs_relaxed, 1, "the slots");
+    cr_expect_eq(simdev_stats()->last_mr_access, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_RELAXED_ORDERING);
+    uint8_t *reg = pattern(4096, 1);
+    void *handle;
+    cr_assert_eq(ibvp_descriptor.ops->register_memory(&H.p->base, reg, 4096, &handle), 0);
+    cr_expect_eq(simdev_stats()->mrs_relaxed, 2, "the application's memory");
+    cr_assert_eq(ibvp_descriptor.ops->deregister_memory(&H.p->base, handle), 0);
+    h_close();
+    free(reg);
+}
+
+/* Every flushed request completes (as the verbs specification has it): the plugin still
+ * completes each packet once. */
+Test(ibverbs_sim, a_completion_for_every_flushed_request)
+{
+    H.cfg.flush_every_wr = true;
+    H.o.buffer_size = 16 * 1536;
+    h_must_open();
+    struct pkts *s = pkts_new();
+    uint8_t *d = pattern(100, 1);
+    struct iovec iov[1] = {{d, 100}};
+    for (int i = 0; i < 12; i++)
+        add_tx(s, iov, 1, 100, 0);
+    simdev_set_stall(true);
+    cr_assert_eq(send_range(s, 0, 10), 0);
+    simdev_qp_error();
+    simdev_set_stall(false);
+    cr_assert_eq(h_flush(), 0);
+    for (size_t i = 0; i < 10; i++) {
+        cr_expect_eq(H.recs[i].n_complete, 1, "packet %zu", i);
+        cr_expect_eq(H.recs[i].status, -EIO, "packet %zu: %d", i, H.recs[i].status);
+    }
+    cr_assert_eq(send_range(s, 10, 2), 0);
+    cr_assert_eq(h_flush(), 0);
+    cr_expect_eq(H.recs[10].status, 0);
+    cr_expect_eq(H.recs[11].status, 0);
+    h_close();
+    free(d);
+    pkts_free(s);
+}
+
+/* ------------------------------------------------------------ the simulator's own rules */
+
+/* The simulated device driven directly, for the rules the plugin already keeps. */
+static struct {
+    const struct ibvp_verbs *v;
+    struct ibv_device **list;
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_cq *cq;
+    struct ibv_qp *qp;
+    struct ibv_mr *mr;
+    uint8_t buf[4096];
+} D;
+
+static void d_open(void)
+{
+    simdev_install(&H.cfg);
+    D.v = simdev_verbs();
+    int n = 0;
+    D.list = D.v->get_device_list(&n);
+    cr_assert_eq(n, 1);
+    cr_assert_not_null(D.ctx = D.v->open_device(D.list[0]));
+    cr_assert_not_null(D.pd = D.v->alloc_pd(D.ctx));
+    cr_assert_not_null(D.cq = D.v->create_cq(D.ctx, 64, NULL, NULL, 0));
+    cr_assert_not_null(D.mr = D.v->reg_mr_iova2(D.pd, D.buf, sizeof D.buf, (uintptr_t)D.buf, 0));
+    memset(D.buf, 0, sizeof D.buf);
+}
+
+static struct ibv_qp *d_qp(uint32_t wr, uint32_t sge)
+{
+    struct ibv_qp_init_attr a = {.send_cq = D.cq, .recv_cq = D.cq, .qp_type = IBV_QPT_RAW_PACKET,
+                                 .cap = {.max_send_wr = wr, .max_send_sge = sge}};
+    return D.v->create_qp(D.pd, &a);
+}
+
+/* A queue pair walked to state (through INIT with port 1 when with_port). */
+static void d_qp_to(enum ibv_qp_state state, bool with_port, uint32_t wr)
+{
+    cr_assert_not_null(D.qp = d_qp(wr, 1));
+    enum ibv_qp_state steps[] = {IBV_QPS_INIT, IBV_QPS_RTR, IBV_QPS_RTS};
+    for (size_t i = 0; i < 3 && (i == 0 || steps[i - 1] != state); i++) {
+        struct ibv_qp_attr qa = {.qp_state = steps[i], .port_num = 1};
+        int mask = IBV_QP_STATE | (steps[i] == IBV_QPS_INIT && with_port ? IBV_QP_PORT : 0);
+        cr_assert_eq(D.v->modify_qp(D.qp, &qa, mask), steps[i] == IBV_QPS_INIT && !with_port ? EINVAL : 0);
+        if (steps[i] == IBV_QPS_INIT && !with_port)
+            return;
+    }
+}
+
+static int d_post(size_t len, unsigned flags)
+{
+    struct ibv_sge sge = {(uintptr_t)D.buf, (uint32_t)len, D.mr->lkey};
+    struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+                             .send_flags = flags}, *bad;
+    return D.v->post_send(D.qp, &wr, &bad);
+}
+
+static void d_close(void)
+{
+    if (D.qp)
+        D.v->destroy_qp(D.qp);
+    D.v->dereg_mr(D.mr);
+    D.v->destroy_cq(D.cq);
+    D.v->dealloc_pd(D.pd);
+    D.v->close_device(D.ctx);
+    D.v->free_device_list(D.list);
+    cr_expect_eq(simdev_live_objects(), 0);
+    memset(&D, 0, sizeof D);
+}
+
+TestSuite(ibverbs_simdev, .init = h_init, .fini = h_fini);
+
+Test(ibverbs_simdev, send_queue_sizing_follows_mlx5)
+{
+    d_open();
+    struct {
+        uint32_t wr, sge;
+        bool ok;
+        uint32_t granted;
+    } cases[] = {
+        {6553, 16, true, 6553},   /* 6553 * 320 bytes round up to 2^21: 32768 blocks */
+        {6554, 16, false, 0},     /* 2^22 bytes: 65536 blocks */
+        {16384, 4, true, 16384},  /* 128-byte requests */
+        {16385, 4, false, 0},
+        {100, 1, true, 128},      /* 64-byte requests: the power of two holds 128 */
+        {1, 31, false, 0},        /* more SGEs than max_sge 30 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ibv_qp_init_attr a = {.send_cq = D.cq, .recv_cq = D.cq, .qp_type = IBV_QPT_RAW_PACKET,
+                                     .cap = {.max_send_wr = cases[i].wr, .max_send_sge = cases[i].sge}};
+        struct ibv_qp *qp = D.v->create_qp(D.pd, &a);
+        cr_expect_eq(qp != NULL, cases[i].ok, "case %zu", i);
+        if (qp) {
+            cr_expect_eq(a.cap.max_send_wr, cases[i].granted, "case %zu", i);
+            D.v->destroy_qp(qp);
+        } else {
+            cr_expect_eq(errno, EINVAL);
+        }
+    }
+    cr_expect_eq(simdev_stats()->violations, 0);
+    d_close();
+}
+
+Test(ibverbs_simdev, send_queue_space_returns_when_the_completion_is_polled)
+{
+    d_open();
+    d_qp_to(IBV_QPS_RTS, true, 4); /* 4 * 64 bytes: exactly 4 */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(d_post(60, 0), 0);
+    cr_assert_eq(d_post(60, IBV_SEND_SIGNALED), 0);
+    cr_expect_eq(d_post(60, 0), ENOMEM, "full, though nothing was polled yet");
+    struct ibv_wc wc[4];
+    cr_assert_eq(D.v->poll_cq(D.cq, 4, wc), 1); /* executes all four; one completion */
+    cr_expect_eq(simdev_n_frames(), 4);
+    cr_assert_eq(d_post(60, 0), 0, "the completion freed four places");
+    cr_assert_eq(simdev_stats()->sq_full, 1);
+    d_close();
+}
+
+Test(ibverbs_simdev, unsignalled_requests_hold_their_place_until_covered)
+{
+    d_open();
+    d_qp_to(IBV_QPS_RTS, true, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(d_post(60, 0), 0);
+    struct ibv_wc wc[4];
+    cr_assert_eq(D.v->poll_cq(D.cq, 4, wc), 0);
+    cr_expect_eq(simdev_n_frames(), 4, "sent, yet no completion covers them");
+    cr_expect_eq(d_post(60, 0), ENOMEM);
+    d_close();
+}
+
+Test(ibverbs_simdev, oversize_frames_vanish_with_a_successful_completion)
+{
+    d_open();
+    d_qp_to(IBV_QPS_RTS, true, 4);
+    cr_assert_eq(d_post(1514, IBV_SEND_SIGNALED), 0);
+    cr_assert_eq(d_post(1515, IBV_SEND_SIGNALED), 0);
+    struct ibv_wc wc[4];
+    cr_assert_eq(D.v->poll_cq(D.cq, 2, wc), 2); /* the device reads the frames now */
+    D.buf[12] = 0x81; /* an 802.1Q tag allows four bytes more */
+    cr_assert_eq(d_post(1518, IBV_SEND_SIGNALED), 0);
+    cr_assert_eq(D.v->poll_cq(D.cq, 2, wc + 2), 1);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(wc[i].status, IBV_WC_SUCCESS);
+    cr_expect_eq(simdev_n_frames(), 2);
+    cr_expect_eq(simdev_frame(0)->len, 1514);
+    cr_expect_eq(simdev_frame(1)->len, 1518);
+    cr_expect_eq(simdev_stats()->mtu_dropped, 1);
+    d_close();
+}
+
+Test(ibverbs_simdev, ip_checksum_offload_needs_the_capability)
+{
+    d_open();
+    d_qp_to(IBV_QPS_RTS, true, 4);
+    cr_expect_eq(d_post(60, IBV_SEND_IP_CSUM | IBV_SEND_SIGNALED), EINVAL);
+    cr_expect_eq(simdev_stats()->violations, 1);
+    d_close();
+    H.cfg.raw_ip_csum = true;
+    d_open();
+    d_qp_to(IBV_QPS_RTS, true, 4);
+    cr_expect_eq(d_post(60, IBV_SEND_IP_CSUM | IBV_SEND_SIGNALED), 0);
+    cr_expect_eq(simdev_stats()->violations, 0);
+    d_close();
+}
+
+Test(ibverbs_simdev, ip_checksum_offload_needs_init_with_a_port)
+{
+    H.cfg.raw_ip_csum = true;
+    d_open();
+    d_qp_to(IBV_QPS_INIT, false, 4);
+    cr_expect_eq(D.qp->state, IBV_QPS_RESET, "INIT without a port is refused");
+    d_close();
+}
+
+Test(ibverbs_simdev, rate_limit_only_in_rts_and_hints_only_with_their_capability)
+{
+    H.cfg.pacing_min_kbps = 1000;
+    H.cfg.pacing_max_kbps = 1000000;
+    H.cfg.pacing_raw_qp = true;
+    H.cfg.pacing_burst = true;
+    d_open();
+    d_qp_to(IBV_QPS_RTR, true, 4);
+    struct ibv_qp_rate_limit_attr rl = {.rate_limit = 5000};
+    cr_expect_eq(D.v->modify_qp_rate_limit(D.qp, &rl), EINVAL, "RTR");
+    cr_expect_eq(simdev_stats()->violations, 1);
+    D.v->destroy_qp(D.qp);
+    d_qp_to(IBV_QPS_RTS, true, 4);
+    cr_expect_eq(D.v->modify_qp_rate_limit(D.qp, &rl), 0);
+    rl.max_burst_sz = 9000;
+    cr_expect_eq(D.v->modify_qp_rate_limit(D.qp, &rl), 0, "burst bound supported");
+    rl.typical_pkt_sz = 1514;
+    cr_expect_eq(D.v->modify_qp_rate_limit(D.qp, &rl), EINVAL, "typical size not supported");
+    d_close();
+}
+
+Test(ibverbs_simdev, vlan_device_in_the_interface_list)
+{
+    d_open();
+    struct ifaddrs *list;
+    cr_assert_eq(D.v->getifaddrs(&list), 0);
+    bool found = false;
+    for (struct ifaddrs *a = list; a; a = a->ifa_next)
+        found |= !strcmp(a->ifa_name, "simeth0.100");
+    D.v->freeifaddrs(list);
+    cr_expect(found);
+    uint16_t vid = 0;
+    cr_expect_eq(D.v->if_vlan("simeth0.100", &vid), 1);
+    cr_expect_eq(vid, SIMDEV_VLAN_ID);
+    cr_expect_eq(D.v->if_vlan("simeth0", &vid), 0);
+    cr_expect_eq(D.v->if_mtu("simeth0"), 1500);
+    d_close();
 }
 
 /* ------------------------------------------------------------ the real module */
