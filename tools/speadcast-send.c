@@ -268,7 +268,7 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
         rc = spc_config_set_stream(cfg, &sc, msg, sizeof msg);
         if (rc < 0) {
             fprintf(err, PROG ": %s\n", msg);
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
             return rc;
         }
         *out = cfg;
@@ -315,7 +315,7 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
     }
     if (rc < 0) {
         fprintf(err, PROG ": %s\n", msg);
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
         return rc;
     }
     *out = cfg;
@@ -395,8 +395,7 @@ static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FIL
     if (rc == 0)
         rc = spc_heap_add_end(s->stop);
     if (rc < 0) {
-        fprintf(err, PROG ": cannot build the heaps: %s (%s)\n", spc_strerror(rc),
-                spc_item_last_error());
+        fprintf(err, PROG ": cannot build the heaps: %s\n", spc_strerror(rc));
         return rc;
     }
     /* Catch a heap the stream cannot carry before anything is sent. */
@@ -493,7 +492,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     int rc = spc_stream_open(&s.stream, cfg, &so, msg, sizeof msg);
     struct spc_flavour fl = spc_config_stream(cfg)->flavour;
     size_t max_heaps = spc_config_stream(cfg)->max_heaps;
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     if (rc < 0) {
         fprintf(err, PROG ": cannot open the %s stream: %s\n", transport, msg);
         return SPCT_EXIT_FAIL;
@@ -589,7 +588,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         }
     }
     r.seconds = spct_now() - start;
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s.stream, &st);
     r.packets = st.packets;
     if (progress) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sized.h"
 #include "speadcast/decoder.h"
 
 #define SPEAD_MAGIC 0x53
@@ -491,7 +492,9 @@ int spc_decoder_create(struct spc_decoder **out, const struct spc_decoder_config
     if (!out)
         return -EINVAL;
     *out = NULL;
-    struct spc_decoder_config c = cfg ? *cfg : SPC_DECODER_CONFIG_DEFAULT;
+    struct spc_decoder_config c = SPC_DECODER_CONFIG_DEFAULT;
+    if (cfg && spci_sized_in(&c, cfg, sizeof c) < 0)
+        return -EINVAL;
     if (c.max_heap_size == 0 || c.max_live_heaps == 0 || c.bug_compat > 7 ||
         c.max_live_heaps > SIZE_MAX / sizeof(struct live *))
         return -EINVAL;
@@ -771,9 +774,6 @@ void spc_decoder_stats(const struct spc_decoder *dec, struct spc_decoder_stats *
 {
     if (!out)
         return;
-    if (!dec) {
-        memset(out, 0, sizeof(*out));
-        return;
-    }
-    *out = dec->stats;
+    struct spc_decoder_stats none = SPC_DECODER_STATS_INIT;
+    spci_sized_out(out, dec ? &dec->stats : &none, sizeof none);
 }

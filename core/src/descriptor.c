@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap_internal.h"
+#include "wire_internal.h"
 
 int spc_descriptor_check(const struct spc_descriptor *d, const struct spc_flavour *f)
 {

@@ -134,7 +134,7 @@ int spc_inproc_queue_open(struct spc_inproc_queue **out, const char *name)
     return 0;
 }
 
-void spc_inproc_queue_release(struct spc_inproc_queue *q)
+void spc_inproc_queue_close(struct spc_inproc_queue *q)
 {
     if (!q)
         return;
@@ -322,7 +322,7 @@ int spc_inproc_receiver_create(struct spc_inproc_receiver **out, const char *nam
     if (rc == 0) {
         rc = spc_decoder_create(&r->dec, cfg);
         if (rc < 0)
-            spc_inproc_queue_release(r->q);
+            spc_inproc_queue_close(r->q);
     }
     if (rc < 0) {
         free(r);
@@ -337,7 +337,7 @@ void spc_inproc_receiver_destroy(struct spc_inproc_receiver *r)
     if (!r)
         return;
     spc_decoder_destroy(r->dec);
-    spc_inproc_queue_release(r->q);
+    spc_inproc_queue_close(r->q);
     free(r);
 }
 

@@ -18,20 +18,31 @@ _Static_assert(sizeof(bool) == 1, "bool values are referenced as 1-byte wire boo
 
 /* ------------------------------------------------------------ error text */
 
-static _Thread_local char last_error[256];
-
-const char *spc_item_last_error(void)
-{
-    return last_error;
-}
+/* The text is composed where the error is found, deep in the parsers and packers, and
+ * moved into the object (or the caller's err buffer) by the public call that failed, on
+ * the same thread before it returns: this buffer is only that hand-over, never read by
+ * the application. */
+static _Thread_local char pending[SPCI_ITEM_ERROR_MAX];
 
 int spci_item_fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    vsnprintf(pending, sizeof(pending), fmt, ap);
     va_end(ap);
     return code;
+}
+
+int spci_item_keep_error(int rc, char *dst, size_t cap)
+{
+    if (rc < 0 && dst && cap)
+        snprintf(dst, cap, "%s", pending);
+    return rc;
+}
+
+size_t spc_item_last_error(const struct spc_item *item, char *err, size_t errlen)
+{
+    return spci_copy_error(item ? item->last_error : "", err, errlen);
 }
 
 /* ----------------------------------------------------------- small helpers */
@@ -448,11 +459,14 @@ fail:
     return rc;
 }
 
-int spc_item_create(struct spc_item **out, const struct spc_descriptor *d)
+int spc_item_create(struct spc_item **out, const struct spc_descriptor *d, char *err, size_t errlen)
 {
+    int rc;
     if (d && d->id == SPC_ITEM_AUTO_ID)
-        return spci_item_fail(-SPC_EITEM_ID, "a stand-alone item needs an ID (only item groups allocate them)");
-    return spci_item_new(d, d ? d->id : 0, out);
+        rc = spci_item_fail(-SPC_EITEM_ID, "a stand-alone item needs an ID (only item groups allocate them)");
+    else
+        rc = spci_item_new(d, d ? d->id : 0, out);
+    return spci_item_keep_error(rc, err, errlen);
 }
 
 bool spci_item_same_descriptor(const struct spc_item *a, const struct spc_item *b)
@@ -885,7 +899,7 @@ static int in_place_target(struct spc_item *it, size_t len)
     return 0;
 }
 
-int spc_item_set(struct spc_item *item, const struct spc_array *src, unsigned flags)
+static int item_set(struct spc_item *item, const struct spc_array *src, unsigned flags)
 {
     struct source s;
     int rc = check_source(item, src, &s);
@@ -915,6 +929,12 @@ int spc_item_set(struct spc_item *item, const struct spc_array *src, unsigned fl
     return 0;
 }
 
+int spc_item_set(struct spc_item *item, const struct spc_array *src, unsigned flags)
+{
+    int rc = item_set(item, src, flags);
+    return item ? spci_item_keep_error(rc, item->last_error, sizeof item->last_error) : rc;
+}
+
 static int set_scalar(struct spc_item *item, enum spc_ctype type, const void *p)
 {
     struct spc_array a = {.data = p, .type = type};
@@ -936,7 +956,7 @@ int spc_item_set_f64(struct spc_item *item, double value)
     return set_scalar(item, SPC_CTYPE_F64, &value);
 }
 
-int spc_item_set_bytes(struct spc_item *item, const void *data, size_t len, unsigned flags)
+static int item_set_bytes(struct spc_item *item, const void *data, size_t len, unsigned flags)
 {
     if (!data && len > 0)
         return spci_item_fail(-EINVAL, "value data is NULL");
@@ -975,7 +995,13 @@ int spc_item_set_bytes(struct spc_item *item, const void *data, size_t len, unsi
     return 0;
 }
 
-int spc_item_set_string(struct spc_item *item, const char *s, unsigned flags)
+int spc_item_set_bytes(struct spc_item *item, const void *data, size_t len, unsigned flags)
+{
+    int rc = item_set_bytes(item, data, len, flags);
+    return item ? spci_item_keep_error(rc, item->last_error, sizeof item->last_error) : rc;
+}
+
+static int item_set_string(struct spc_item *item, const char *s, unsigned flags)
 {
     if (item->n_fields != 1 || item->fields[0].bits != 8 ||
         (item->fields[0].kind != SPCI_F_CHAR && item->fields[0].kind != SPCI_F_UINT &&
@@ -983,12 +1009,18 @@ int spc_item_set_string(struct spc_item *item, const char *s, unsigned flags)
         return spci_item_fail(-EINVAL, "item '%s' does not hold 8-bit characters", item->name);
     if (!s)
         return spci_item_fail(-EINVAL, "string is NULL");
-    return spc_item_set_bytes(item, s, strlen(s), flags);
+    return item_set_bytes(item, s, strlen(s), flags);
+}
+
+int spc_item_set_string(struct spc_item *item, const char *s, unsigned flags)
+{
+    int rc = item_set_string(item, s, flags);
+    return item ? spci_item_keep_error(rc, item->last_error, sizeof item->last_error) : rc;
 }
 
 /* ------------------------------------------------------------- heaps */
 
-int spc_heap_add_item_value(struct spc_heap *heap, const struct spc_item *item)
+static int heap_add_item_value(struct spc_heap *heap, const struct spc_item *item)
 {
     if (item->version == 0)
         return spci_item_fail(-ENODATA, "item '%s' has no value", item->name);
@@ -1007,7 +1039,13 @@ int spc_heap_add_item_value(struct spc_heap *heap, const struct spc_item *item)
     return 0;
 }
 
-int spc_heap_add_item_descriptor(struct spc_heap *heap, const struct spc_item *item)
+int spc_heap_add_item_value(struct spc_heap *heap, struct spc_item *item)
+{
+    int rc = heap_add_item_value(heap, item);
+    return item ? spci_item_keep_error(rc, item->last_error, sizeof item->last_error) : rc;
+}
+
+static int heap_add_item_descriptor(struct spc_heap *heap, const struct spc_item *item)
 {
     struct spc_descriptor d;
     spc_item_descriptor(item, &d);
@@ -1016,4 +1054,10 @@ int spc_heap_add_item_descriptor(struct spc_heap *heap, const struct spc_item *i
         return spci_item_fail(rc, "cannot add the descriptor of '%s' (ID 0x%llx): %s", item->name,
                               (unsigned long long)item->id, spc_strerror(rc));
     return 0;
+}
+
+int spc_heap_add_item_descriptor(struct spc_heap *heap, struct spc_item *item)
+{
+    int rc = heap_add_item_descriptor(heap, item);
+    return item ? spci_item_keep_error(rc, item->last_error, sizeof item->last_error) : rc;
 }

@@ -5,6 +5,10 @@
 #include <stdatomic.h>
 
 #include "speadcast/item.h"
+#include "error_internal.h"
+
+/* Longest error detail an item, group or generator keeps (longer text is truncated). */
+#define SPCI_ITEM_ERROR_MAX 256
 
 /* What a field of an element holds. OPAQUE fields (dtype S5, U3, V4, f2, ...) can only be
  * filled with raw bytes. */
@@ -47,10 +51,14 @@ struct spc_item {
     const uint8_t *data; /* the value's bytes: block->data, or the caller's memory */
     size_t len;
     struct spci_value *block; /* NULL when data references the caller's memory */
+    char last_error[SPCI_ITEM_ERROR_MAX]; /* detail of the latest failed call on the item */
 };
 
-/* Records a printf-style message for spc_item_last_error and returns code. */
+/* Composes the detail of a failure found inside an item call and returns code. */
 int spci_item_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* When rc < 0: moves the detail composed by spci_item_fail on this thread into dst (the
+ * failing object's last error, or the caller's err buffer). Returns rc. */
+int spci_item_keep_error(int rc, char *dst, size_t cap);
 
 /* Creates an item from *d with the given id (not checked against 0: the group resolves
  * SPC_ITEM_AUTO_ID first). */

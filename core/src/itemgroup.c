@@ -130,6 +130,7 @@ struct spc_item_group {
     struct spc_item **retired; /* replaced items, kept valid until the group is destroyed */
     size_t n_retired, cap_retired;
     struct map by_id;
+    char last_error[SPCI_ITEM_ERROR_MAX]; /* detail of the latest failed add */
 };
 
 int spc_item_group_create(struct spc_item_group **out)
@@ -192,7 +193,7 @@ static void retire(struct spc_item_group *g, struct spc_item *it)
     g->retired[g->n_retired++] = it;
 }
 
-int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor *d, struct spc_item **out)
+static int item_group_add(struct spc_item_group *group, const struct spc_descriptor *d, struct spc_item **out)
 {
     if (!group || !d)
         return spci_item_fail(-EINVAL, "item group or descriptor is NULL");
@@ -230,6 +231,12 @@ int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor
     return 0;
 }
 
+int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor *d, struct spc_item **out)
+{
+    int rc = item_group_add(group, d, out);
+    return group ? spci_item_keep_error(rc, group->last_error, sizeof group->last_error) : rc;
+}
+
 /* --------------------------------------------------------- heap generator */
 
 /* What this generator last sent for an item ID. Serials tell a replacement item from
@@ -259,6 +266,7 @@ struct spc_heap_generator {
     struct map by_id; /* id -> index into sent */
     struct plan *plan;
     size_t cap_plan;
+    char last_error[SPCI_ITEM_ERROR_MAX]; /* detail of the latest failed call */
 };
 
 int spc_heap_generator_create(struct spc_heap_generator **out, struct spc_item_group *group,
@@ -310,7 +318,7 @@ static bool valid_select(enum spc_select s)
     return s == SPC_SELECT_STALE || s == SPC_SELECT_ALL || s == SPC_SELECT_NONE;
 }
 
-int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap *heap,
+static int generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap *heap,
                                    enum spc_select descriptors, enum spc_select data)
 {
     if (!gen || !heap)
@@ -359,7 +367,14 @@ int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_he
     return 0;
 }
 
-int spc_heap_generator_get_heap(struct spc_heap_generator *gen, struct spc_heap **out, enum spc_select descriptors,
+int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap *heap,
+                                   enum spc_select descriptors, enum spc_select data)
+{
+    int rc = generator_add_to_heap(gen, heap, descriptors, data);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
+}
+
+static int generator_get_heap(struct spc_heap_generator *gen, struct spc_heap **out, enum spc_select descriptors,
                                 enum spc_select data)
 {
     if (!gen)
@@ -368,12 +383,19 @@ int spc_heap_generator_get_heap(struct spc_heap_generator *gen, struct spc_heap 
     int rc = spc_heap_create(&heap, &gen->flavour);
     if (rc < 0)
         return spci_item_fail(rc, "%s", spc_strerror(rc));
-    if ((rc = spc_heap_generator_add_to_heap(gen, heap, descriptors, data)) < 0) {
+    if ((rc = generator_add_to_heap(gen, heap, descriptors, data)) < 0) {
         spc_heap_destroy(heap);
         return rc;
     }
     *out = heap;
     return 0;
+}
+
+int spc_heap_generator_get_heap(struct spc_heap_generator *gen, struct spc_heap **out, enum spc_select descriptors,
+                                enum spc_select data)
+{
+    int rc = generator_get_heap(gen, out, descriptors, data);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
 }
 
 static int control_heap(struct spc_heap_generator *gen, struct spc_heap **out, bool start)
@@ -394,10 +416,22 @@ static int control_heap(struct spc_heap_generator *gen, struct spc_heap **out, b
 
 int spc_heap_generator_get_start(struct spc_heap_generator *gen, struct spc_heap **out)
 {
-    return control_heap(gen, out, true);
+    int rc = control_heap(gen, out, true);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
 }
 
 int spc_heap_generator_get_end(struct spc_heap_generator *gen, struct spc_heap **out)
 {
-    return control_heap(gen, out, false);
+    int rc = control_heap(gen, out, false);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
+}
+
+size_t spc_item_group_last_error(const struct spc_item_group *group, char *err, size_t errlen)
+{
+    return spci_copy_error(group ? group->last_error : "", err, errlen);
+}
+
+size_t spc_heap_generator_last_error(const struct spc_heap_generator *gen, char *err, size_t errlen)
+{
+    return spci_copy_error(gen ? gen->last_error : "", err, errlen);
 }

@@ -21,7 +21,10 @@
 #include <ltdl.h>
 
 #include "log_internal.h"
-#include "transport_internal.h"
+#include "loader.h"
+#include "speadcast/catalogue.h"
+#include "options.h"
+#include "transport_bytes.h"
 
 #ifndef SPC_PLUGIN_DIR
 #error "SPC_PLUGIN_DIR must be defined by the build"

@@ -43,8 +43,10 @@
 #include "heap_internal.h"
 #include "log_internal.h"
 #include "ratelimit.h"
+#include "sized.h"
 #include "speadcast/speadcast.h"
 #include "speadcast/stream.h"
+#include "transport_bytes.h"
 #include "transport_internal.h"
 
 /* Batch limits: a batch ends at BATCH_MAX_PACKETS packets or once it holds
@@ -202,7 +204,7 @@ struct spc_stream {
     bool no_flush; /* the transport's flush is the -SPC_ENOTSUP stub */
 
     pthread_t thread;
-    pthread_mutex_t tx_lock; /* held around transport calls, for spc_stream_bytes_reset */
+    pthread_mutex_t tx_lock; /* held around transport calls, for spc_bytes_stream_reset */
 
     bool cq_on;
     pthread_mutex_t cq_lock;
@@ -766,7 +768,11 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
         return -EINVAL;
     }
     *out = NULL;
-    struct spc_stream_options o = opts ? *opts : SPC_STREAM_OPTIONS_DEFAULT;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    if (opts && spci_sized_in(&o, opts, sizeof o) < 0) {
+        put_err(err, errlen, "stream: options.struct_size %u is too small", (unsigned)opts->struct_size);
+        return -EINVAL;
+    }
     if (o.cpu < -1 || o.cpu >= CPU_SETSIZE) {
         put_err(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
         return -EINVAL;
@@ -873,7 +879,7 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
     if (rc < 0)
         return rc;
     rc = spc_stream_open(out, cfg, opts, err, errlen);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return rc;
 }
 
@@ -923,28 +929,26 @@ int spc_stream_set_cnt_sequence(struct spc_stream *s, uint64_t next, uint64_t st
     return 0;
 }
 
-void spc_stream_last_error(struct spc_stream *s, char *buf, size_t len)
+size_t spc_stream_last_error(struct spc_stream *s, char *err, size_t errlen)
 {
-    if (!buf || !len)
-        return;
-    if (!s) {
-        buf[0] = '\0';
-        return;
-    }
-    spci_transport_error(s->tp, buf, len);
+    if (!s)
+        return spci_copy_error("", err, errlen);
+    return spci_transport_error(s->tp, err, errlen);
 }
 
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out)
 {
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     struct spc_stream *m = (struct spc_stream *)s; /* atomics are read-only here */
-    out->heaps = atomic_load_explicit(&m->st_heaps, memory_order_relaxed);
-    out->packets = atomic_load_explicit(&m->st_packets, memory_order_relaxed);
-    out->bytes = atomic_load_explicit(&m->st_bytes, memory_order_relaxed);
-    out->batches = atomic_load_explicit(&m->st_batches, memory_order_relaxed);
-    out->sleeps = atomic_load_explicit(&m->st_sleeps, memory_order_relaxed);
-    out->sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
-    out->sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
-    out->spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
+    st.heaps = atomic_load_explicit(&m->st_heaps, memory_order_relaxed);
+    st.packets = atomic_load_explicit(&m->st_packets, memory_order_relaxed);
+    st.bytes = atomic_load_explicit(&m->st_bytes, memory_order_relaxed);
+    st.batches = atomic_load_explicit(&m->st_batches, memory_order_relaxed);
+    st.sleeps = atomic_load_explicit(&m->st_sleeps, memory_order_relaxed);
+    st.sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
+    st.sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
+    st.spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
+    spci_sized_out(out, &st, sizeof st);
 }
 
 /* ================================================================ sending */
@@ -1192,7 +1196,7 @@ int spc_heap_list_create(struct spc_heap_list **out, struct spc_stream *s,
     return 0;
 }
 
-void spc_heap_list_free(struct spc_heap_list *list)
+void spc_heap_list_destroy(struct spc_heap_list *list)
 {
     free(list);
 }
@@ -1366,22 +1370,22 @@ int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory 
 
 /* ================================================================ bytes transport */
 
-int spc_stream_bytes(struct spc_stream *s, const uint8_t **data, size_t *len)
+int spc_bytes_stream_data(struct spc_stream *s, const uint8_t **data, size_t *len)
 {
     if (!s || !data || !len)
         return -EINVAL;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_bytes_data(s->tp, data, len);
+    int rc = spci_bytes_data(s->tp->obj, data, len);
     pthread_mutex_unlock(&s->tx_lock);
     return rc;
 }
 
-int spc_stream_bytes_reset(struct spc_stream *s)
+int spc_bytes_stream_reset(struct spc_stream *s)
 {
     if (!s)
         return -EINVAL;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_bytes_reset(s->tp);
+    int rc = spci_bytes_reset(s->tp->obj);
     pthread_mutex_unlock(&s->tx_lock);
     return rc;
 }

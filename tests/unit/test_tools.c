@@ -863,7 +863,7 @@ Test(stream, lost_and_incomplete_heaps_are_counted)
         spc_heap_destroy(h);
     }
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_FAIL);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     struct recv_json rj;
     parse_recv_json(rt.cap.out, &rj);
     cr_assert_eq(jint(rj.summary, "complete"), 3);

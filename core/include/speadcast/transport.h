@@ -46,12 +46,12 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "speadcast/config.h"
 #include "speadcast/decoder.h"
 #include "speadcast/error.h"
 #include "speadcast/frame.h"
 #include "speadcast/inproc.h"
 #include "speadcast/log.h"
+#include "speadcast/stream_config.h"
 #include "speadcast/wire.h"
 
 #ifdef __cplusplus
@@ -327,7 +327,7 @@ struct spc_core_services {
     /* --- ABI minor 1: Ethernet/IPv4/UDP frames (frame.h) and inproc queues (inproc.h).
      * Each is the public function of the same name without the svc: spc_frame_write,
      * spc_frame_multicast_mac, spc_ipv4_checksum, spc_mac_parse, spc_inproc_queue_open,
-     * spc_inproc_queue_release, spc_inproc_queue_pushv, spc_inproc_queue_stop. */
+     * spc_inproc_queue_close, spc_inproc_queue_pushv, spc_inproc_queue_stop. */
     int (*frame_write)(const struct spc_frame_params *p, size_t payload_len, uint16_t id,
                        uint8_t *hdr);
     int (*frame_multicast_mac)(const uint8_t *ip, uint8_t *mac);
