@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1714,6 +1715,45 @@ Test(ibverbs_module, unicast_refused_before_looking_for_a_device)
     cr_expect_eq(rc, -SPC_ECONFIG, "%d: %s", rc, err);
     cr_expect(strstr(err, "not an IPv4 multicast group"), "%s", err);
     spc_config_destroy(cfg);
+}
+
+/* The real module's interface checks on a real interface: a veth device (MTU 1500,
+ * 10.77.0.1) in a network namespace of this test's own, which goes when the test's
+ * process ends. The MTU (SIOCGIFMTU) and VLAN (SIOCGIFVLAN) checks run before the
+ * device search, so no RDMA NIC is needed. Skipped without the privilege to make one. */
+static int open_module_on_veth(size_t max_packet_size, char *err, size_t errlen)
+{
+    char doc[512];
+    snprintf(doc, sizeof doc, "{\"transport\": \"ibverbs\", \"stream\": {\"max_packet_size\": %zu}, "
+             "\"options\": {\"endpoints\": [\"239.1.2.3:7148\"], "
+             "\"interface_address\": \"10.77.0.1\"}}", max_packet_size);
+    struct spc_config *cfg;
+    cr_assert_eq(spc_config_parse(&cfg, doc, err, errlen), 0, "%s", err);
+    struct spc_transport_handle *h = NULL;
+    int rc = spc_transport_handle_open(&h, cfg, err, errlen);
+    cr_expect_null(h);
+    spc_config_destroy(cfg);
+    return rc;
+}
+
+Test(ibverbs_module, reads_the_interface_mtu_before_looking_for_a_device)
+{
+    unsetenv("SPEADCAST_PLUGIN_PATH");
+    if (unshare(CLONE_NEWNET) != 0)
+        cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+    int rc = system("ip link add spcv0 type veth peer name spcv1 >/dev/null 2>&1 && "
+                    "ip addr add 10.77.0.1/24 dev spcv0 && ip link set spcv0 up");
+    if (rc != 0)
+        cr_skip_test("cannot make a veth device in the namespace (ip exit %d)", rc);
+    char err[2048] = "";
+    rc = open_module_on_veth(8872, err, sizeof err);
+    cr_expect_eq(rc, -EMSGSIZE, "%d (%s): %s", rc, spc_strerror(rc), err);
+    cr_expect(strstr(err, "max_packet_size 8872 does not fit the MTU 1500 of interface spcv0"),
+              "%s", err);
+    cr_expect(strstr(err, "1472"), "%s", err);
+    rc = open_module_on_veth(1472, err, sizeof err);
+    cr_expect_eq(rc, -ENODEV, "%d (%s): %s", rc, spc_strerror(rc), err);
+    cr_expect(strstr(err, "no RDMA device owns interface address 10.77.0.1 (spcv0)"), "%s", err);
 }
 
 #endif /* SPC_HAVE_IBVERBS_OBJECTS */
