@@ -8,6 +8,14 @@
  * (hdr_sub), so a packet only patches the IPv4 total length, id and checksum and the UDP
  * length, unless its substream differs.
  *
+ * Send queue: n_inflight + chain_len <= sq_depth <= n_slots, where sq_depth is what the
+ * queue pair was created with (mlx5 sizing in qp.c; smaller if the device refused).
+ * A request's place in the queue comes back only when the completion covering it is
+ * polled, which is exactly when its slot leaves the ring.
+ *
+ * Interface: its MTU must hold max payload + 28 and it must not be a VLAN device
+ * (device.c); frames carry no 802.1Q tag.
+ *
  * Payload: pieces inside memory registered through register_memory go out zero-copy as
  * their own scatter/gather entries (adjacent pieces of one region merged); other pieces
  * are copied into the slot behind the header. A packet that would need more entries than

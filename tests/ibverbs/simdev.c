@@ -325,12 +325,16 @@ static int sim_if_of(const char *name)
 static int sim_if_mtu(const char *name)
 {
     int d = sim_if_of(name);
+    if (sim.cfg.if_mtu_errno)
+        return -sim.cfg.if_mtu_errno;
     return d < 0 ? -ENODEV : d == 0 ? 65536 : sim.cfg.mtu;
 }
 
 static int sim_if_vlan(const char *name, uint16_t *vid)
 {
     int d = sim_if_of(name);
+    if (sim.cfg.if_vlan_errno)
+        return -sim.cfg.if_vlan_errno;
     if (d < 0)
         return -ENODEV;
     if (d == 2)

@@ -73,6 +73,8 @@ struct simdev_config {
                                    (a device whose limit is not what it reports); 0 = no */
     int max_cqe;                /* default 4194303 */
     int mtu;                    /* of both interfaces (default 1500) */
+    int if_mtu_errno;           /* if_mtu fails with this (0 = no) */
+    int if_vlan_errno;          /* if_vlan fails with this (0 = no) */
     bool flush_every_wr;        /* a completion for every flushed request */
     bool raw_ip_csum;           /* IBV_DEVICE_RAW_IP_CSUM */
     uint32_t pacing_min_kbps;   /* packet pacing range; max 0 = no pacing */

@@ -1374,6 +1374,18 @@ Test(ibverbs_sim, jumbo_frames_with_a_jumbo_mtu)
     pkts_free(s);
 }
 
+Test(ibverbs_sim, unreadable_mtu_fails_open)
+{
+    H.cfg.if_mtu_errno = ENOTTY;
+    expect_open_fails(-ENOTTY, "cannot read the MTU of interface simeth0", NULL);
+}
+
+Test(ibverbs_sim, unanswered_vlan_query_fails_open)
+{
+    H.cfg.if_vlan_errno = ENODEV;
+    expect_open_fails(-ENODEV, "cannot tell whether interface simeth0 is a VLAN device", NULL);
+}
+
 Test(ibverbs_sim, vlan_interface_refused)
 {
     H.o.interface_address = SIMDEV_VLAN_ADDRESS;
