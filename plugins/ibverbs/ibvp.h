@@ -22,7 +22,7 @@
 #define IBVP_WQEBB 64u            /* mlx5 send-queue block */
 #define IBVP_WQE_BASE 48u         /* mlx5 raw packet request: control + Ethernet segment */
 #define IBVP_WQE_PER_SGE 16u      /* one data segment */
-#define IBVP_IP_UDP_LEN 28u       /* what the MTU counts besides the packet */
+#define IBVP_IP_UDP_LEN (SPC_FRAME_IPV4_LEN + SPC_FRAME_UDP_LEN) /* the MTU counts these too */
 /* Memory is registered with relaxed ordering: an optional access flag (devices that
  * cannot do it ignore it), which lets PCIe reorder the NIC's reads. */
 #define IBVP_ACCESS_RO IBV_ACCESS_RELAXED_ORDERING
