@@ -23,7 +23,6 @@
 
 #define PROG "speadcast-send"
 
-static const char *const rate_methods[] = {"sw", "hw", "auto", NULL};
 
 void spct_send_defaults(struct spct_send_opts *o)
 {
@@ -36,7 +35,7 @@ void spct_send_defaults(struct spct_send_opts *o)
     o->burst = 65536;
     o->burst_rate_ratio = 1.05;
     o->max_heaps = 4;
-    o->rate_method = SPCT_RATE_AUTO;
+    o->rate_method = SPC_RATE_METHOD_AUTO;
     o->rate = 0.0;
     o->ttl = 1;
     o->ibv_vector = 0;
@@ -116,7 +115,7 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         {"max-heaps", SPCT_OPT_UINT, &o->max_heaps, &o->given.max_heaps, "N",
          "maximum heaps in flight", true, true, 1, 1048576, NULL},
         {"rate-method", SPCT_OPT_CHOICE, &o->rate_method, &o->given.rate_method, "METHOD",
-         "rate limiting method: sw, hw or auto", false, false, 0, 0, rate_methods},
+         "rate limiting method: sw, hw or auto", false, false, 0, 0, spc_rate_method_names()},
         {"rate", SPCT_OPT_DOUBLE, &o->rate, &o->given.rate, "GBPS",
          "transmission rate bound in Gb/s (0 = unlimited)", true, false, 0, 0, NULL},
         {"ttl", SPCT_OPT_INT, &o->ttl, &o->given.ttl, "TTL", "TTL for multicast targets", true,

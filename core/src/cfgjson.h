@@ -20,8 +20,6 @@ int spci_cfg_fail(char *err, size_t errlen, const char *fmt, ...) SPCI_PRINTF(3,
 const char *spci_json_type_name(const json_t *v);
 /* Shortest text that reads back as the same double. */
 void spci_fmt_double(double d, char *buf, size_t len);
-/* Levenshtein distance of two names up to 64 bytes; (size_t)-1 for longer ones. */
-size_t spci_edit_distance(const char *a, const char *b);
 /* "path.key: unknown key" with the closest of names as a hint, or the list of them.
  * Returns -SPC_ECONFIG. */
 int spci_unknown_key(char *err, size_t errlen, const char *path, const char *key,

@@ -21,9 +21,11 @@
 #include <ltdl.h>
 
 #include "log_internal.h"
+#include "error_internal.h"
 #include "loader.h"
 #include "speadcast/catalogue.h"
 #include "options.h"
+#include "strbuf.h"
 #include "transport_bytes.h"
 
 #ifndef SPC_PLUGIN_DIR
@@ -40,61 +42,6 @@ static pthread_mutex_t loader_lock = PTHREAD_MUTEX_INITIALIZER;
 static int ltdl_state; /* 0 not yet initialised, 1 ready, -1 lt_dlinit failed */
 static struct spci_plugin *registry;
 static int builtins_registered;
-
-/* ------------------------------------------------------------ growable text */
-
-struct text {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void text_vadd(struct text *t, const char *fmt, va_list ap)
-{
-    if (t->oom)
-        return;
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0)
-        return;
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 128;
-        while (cap < t->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p) {
-            t->oom = 1;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-    t->len += (size_t)n;
-}
-
-SPCI_PRINTF(2, 3) static void text_add(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    text_vadd(t, fmt, ap);
-    va_end(ap);
-}
-
-static const char *text_str(const struct text *t)
-{
-    return t->oom ? "out of memory" : t->p ? t->p : "";
-}
-
-static void put_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen) {
-        strncpy(err, msg, errlen - 1);
-        err[errlen - 1] = '\0';
-    }
-}
 
 /* ------------------------------------------------------------ stubs */
 
@@ -137,63 +84,63 @@ static const size_t min_ops_size = offsetof(struct spc_transport_ops, send) + si
 /* Checks a descriptor and builds its plugin record. expect_name is the name the module
  * file promises (NULL for built-ins). Reason text goes to *why. */
 static int make_plugin(const struct spc_transport_descriptor *d, const char *expect_name,
-                       const char *path, struct spci_plugin **out, struct text *why)
+                       const char *path, struct spci_plugin **out, struct spci_str *why)
 {
     if (!d) {
-        text_add(why, "entry point returned no descriptor");
+        spci_str_printf(why, "entry point returned no descriptor");
         return -SPC_EPLUGIN;
     }
     if (d->struct_size < min_desc_size) {
-        text_add(why, "descriptor struct_size %u is below the ABI %d minimum of %zu",
+        spci_str_printf(why, "descriptor struct_size %u is below the ABI %d minimum of %zu",
                  (unsigned)d->struct_size, SPC_TRANSPORT_ABI_MAJOR, min_desc_size);
         return -SPC_EPLUGIN;
     }
     if (d->abi_major != SPC_TRANSPORT_ABI_MAJOR) {
-        text_add(why, "descriptor declares ABI %u, this core speaks ABI %d",
+        spci_str_printf(why, "descriptor declares ABI %u, this core speaks ABI %d",
                  (unsigned)d->abi_major, SPC_TRANSPORT_ABI_MAJOR);
         return -SPC_EPLUGIN;
     }
     if (spci_transport_name_check(d->name) < 0) {
-        text_add(why, "descriptor name is missing or not [A-Za-z0-9_-]{1,%d}", MAX_NAME_LEN);
+        spci_str_printf(why, "descriptor name is missing or not [A-Za-z0-9_-]{1,%d}", MAX_NAME_LEN);
         return -SPC_EPLUGIN;
     }
     if (expect_name && strcmp(expect_name, d->name) != 0) {
-        text_add(why, "declares transport \"%s\" but the file is named for \"%s\"", d->name,
+        spci_str_printf(why, "declares transport \"%s\" but the file is named for \"%s\"", d->name,
                  expect_name);
         return -SPC_EPLUGIN;
     }
     if (!d->version) {
-        text_add(why, "descriptor has no version");
+        spci_str_printf(why, "descriptor has no version");
         return -SPC_EPLUGIN;
     }
     if (d->object_size < sizeof(struct spc_transport)) {
-        text_add(why, "object_size %zu is smaller than struct spc_transport (%zu)",
+        spci_str_printf(why, "object_size %zu is smaller than struct spc_transport (%zu)",
                  d->object_size, sizeof(struct spc_transport));
         return -SPC_EPLUGIN;
     }
     const struct spc_transport_ops *ops = d->ops;
     if (!ops) {
-        text_add(why, "descriptor has no ops table");
+        spci_str_printf(why, "descriptor has no ops table");
         return -SPC_EPLUGIN;
     }
     if (ops->struct_size < min_ops_size) {
-        text_add(why, "ops struct_size %u is below the ABI %d minimum of %zu",
+        spci_str_printf(why, "ops struct_size %u is below the ABI %d minimum of %zu",
                  (unsigned)ops->struct_size, SPC_TRANSPORT_ABI_MAJOR, min_ops_size);
         return -SPC_EPLUGIN;
     }
     const char *missing = !ops->open ? "open" : !ops->close ? "close" : !ops->send ? "send" : NULL;
     if (missing) {
-        text_add(why, "mandatory op %s is NULL", missing);
+        spci_str_printf(why, "mandatory op %s is NULL", missing);
         return -SPC_EPLUGIN;
     }
     if ((d->caps & SPC_TRANSPORT_CAP_ASYNC) &&
         (!SPC_HAS_FIELD(ops, struct spc_transport_ops, poll) || !ops->flush || !ops->poll)) {
-        text_add(why, "declares SPC_TRANSPORT_CAP_ASYNC but lacks the flush or poll op");
+        spci_str_printf(why, "declares SPC_TRANSPORT_CAP_ASYNC but lacks the flush or poll op");
         return -SPC_EPLUGIN;
     }
     char terr[256];
     if (spci_option_table_check(d, terr, sizeof terr) < 0) {
-        text_add(why, "bad option table: %s", terr);
+        spci_str_printf(why, "bad option table: %s", terr);
         return -SPC_EPLUGIN;
     }
 
@@ -231,13 +178,13 @@ static int register_builtins(void)
         return 0;
     struct spci_plugin **tail = &registry;
     for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-        struct text why = {0};
+        struct spci_str why = SPCI_STR_GROWING;
         struct spci_plugin *p;
         int rc = make_plugin(builtins[i](), NULL, NULL, &p, &why);
         if (rc < 0) {
             /* A broken built-in is a core bug; report it rather than abort. */
-            spci_log(SPC_LOG_ERROR, "built-in transport %zu rejected: %s", i, text_str(&why));
-            free(why.p);
+            spci_log(SPC_LOG_ERROR, "built-in transport %zu rejected: %s", i, spci_str_text(&why));
+            spci_str_free(&why);
             return rc;
         }
         p->next = *tail;
@@ -379,12 +326,12 @@ static void scan_dir(const char *dir, char ***names, size_t *n)
 /* ------------------------------------------------------------ loading modules */
 
 /* Caller holds loader_lock. */
-static int ltdl_ready(struct text *why)
+static int ltdl_ready(struct spci_str *why)
 {
     if (ltdl_state == 0)
         ltdl_state = lt_dlinit() == 0 ? 1 : -1;
     if (ltdl_state < 0) {
-        text_add(why, "lt_dlinit failed");
+        spci_str_printf(why, "lt_dlinit failed");
         return -SPC_EPLUGIN;
     }
     return 0;
@@ -394,7 +341,7 @@ static int ltdl_ready(struct text *why)
  * new registry record (not yet linked). *abi receives the ABI major of the entry point
  * found (0 if none). Caller holds loader_lock. */
 static int load_module(const char *file, const char *expect_name, struct spci_plugin **out,
-                       struct text *why, unsigned *abi)
+                       struct spci_str *why, unsigned *abi)
 {
     *abi = 0;
     int rc = ltdl_ready(why);
@@ -426,7 +373,7 @@ static int load_module(const char *file, const char *expect_name, struct spci_pl
         const char *de = probe ? NULL : dlerror();
         if (probe)
             dlclose(probe);
-        text_add(why, "cannot load: %s", de ? de : e ? e : "unknown libltdl error");
+        spci_str_printf(why, "cannot load: %s", de ? de : e ? e : "unknown libltdl error");
         return -SPC_EPLUGIN;
     }
     void *sym = lt_dlsym(h, SPC_TRANSPORT_ENTRY_SYMBOL);
@@ -440,12 +387,12 @@ static int load_module(const char *file, const char *expect_name, struct spci_pl
         }
         if (other) {
             *abi = other == UINT32_MAX ? 0 : other;
-            text_add(why,
+            spci_str_printf(why,
                      "wrong ABI: no entry point " SPC_TRANSPORT_ENTRY_SYMBOL
                      ", it exports spc_transport_entry_v%u (plugin ABI %u, this core speaks ABI %d)",
                      *abi, *abi, SPC_TRANSPORT_ABI_MAJOR);
         } else {
-            text_add(why, "no entry point " SPC_TRANSPORT_ENTRY_SYMBOL " (not a speadcast transport?)");
+            spci_str_printf(why, "no entry point " SPC_TRANSPORT_ENTRY_SYMBOL " (not a speadcast transport?)");
         }
         lt_dlclose(h);
         return -SPC_EPLUGIN;
@@ -468,13 +415,13 @@ static int load_module(const char *file, const char *expect_name, struct spci_pl
 
 /* Resolves one module file: the resident record, or a fresh load. Caller holds the lock. */
 static int use_module(const char *file, const char *name, struct spci_plugin **out,
-                      struct text *why, unsigned *abi)
+                      struct spci_str *why, unsigned *abi)
 {
     char canon[PATH_MAX];
     if (realpath(file, canon)) {
         struct spci_plugin *p = find_resident(canon);
         if (p && strcmp(p->name, name)) {
-            text_add(why, "is %s, already loaded as transport \"%s\"", canon, p->name);
+            spci_str_printf(why, "is %s, already loaded as transport \"%s\"", canon, p->name);
             return -SPC_EPLUGIN;
         }
         if (p) {
@@ -494,7 +441,7 @@ static int use_module(const char *file, const char *name, struct spci_plugin **o
 }
 
 /* Appends "Available transports: a, b" for the search directories. Caller holds the lock. */
-static void add_available(struct text *t, char **dirs)
+static void add_available(struct spci_str *t, char **dirs)
 {
     char **names = NULL;
     size_t n = 0;
@@ -503,11 +450,11 @@ static void add_available(struct text *t, char **dirs)
             strv_push(&names, &n, p->name);
     for (size_t i = 0; dirs && dirs[i]; i++)
         scan_dir(dirs[i], &names, &n);
-    text_add(t, "\nAvailable transports:");
+    spci_str_printf(t, "\nAvailable transports:");
     for (size_t i = 0; i < n; i++)
-        text_add(t, "%s %s", i ? "," : "", names[i]);
+        spci_str_printf(t, "%s %s", i ? "," : "", names[i]);
     if (!n)
-        text_add(t, " none");
+        spci_str_printf(t, " none");
     spc_strv_free(names);
 }
 
@@ -519,16 +466,16 @@ int spci_plugin_find(const char *name, const char *const *plugin_path,
         snprintf(msg, sizeof msg, "transport: \"%.*s\" is not a valid transport name "
                  "(letters, digits, '_' and '-', at most %d)", MAX_NAME_LEN + 8,
                  name ? name : "(null)", MAX_NAME_LEN);
-        put_err(err, errlen, msg);
+        spci_copy_error(msg, err, errlen);
         return -SPC_ECONFIG;
     }
     char **dirs = NULL;
     int rc = spc_plugin_dirs(plugin_path, &dirs);
     if (rc < 0) {
-        put_err(err, errlen, "out of memory");
+        spci_copy_error("out of memory", err, errlen);
         return rc;
     }
-    struct text tried = {0}, msg = {0};
+    struct spci_str tried = SPCI_STR_GROWING, msg = SPCI_STR_GROWING;
     struct spci_plugin *found = NULL;
     int failed = 0;
     pthread_mutex_lock(&loader_lock);
@@ -539,26 +486,26 @@ int spci_plugin_find(const char *name, const char *const *plugin_path,
         char file[PATH_MAX];
         if (snprintf(file, sizeof file, "%s/" MODULE_PREFIX "%s" MODULE_SUFFIX, dirs[i], name) >=
             (int)sizeof file) {
-            text_add(&tried, "\n  %s/" MODULE_PREFIX "%s" MODULE_SUFFIX ": path too long", dirs[i], name);
+            spci_str_printf(&tried, "\n  %s/" MODULE_PREFIX "%s" MODULE_SUFFIX ": path too long", dirs[i], name);
             continue;
         }
         if (access(file, F_OK) != 0) {
-            text_add(&tried, "\n  %s: %s", file, strerror(errno));
+            spci_str_printf(&tried, "\n  %s: %s", file, strerror(errno));
             continue;
         }
-        struct text why = {0};
+        struct spci_str why = SPCI_STR_GROWING;
         unsigned abi;
         int lrc = use_module(file, name, &found, &why, &abi);
         if (lrc == -ENOMEM)
             rc = lrc;
         else if (lrc < 0)
             failed = 1;
-        text_add(&tried, "\n  %s: %s", file, lrc < 0 ? text_str(&why) : "loaded");
-        free(why.p);
+        spci_str_printf(&tried, "\n  %s: %s", file, lrc < 0 ? spci_str_text(&why) : "loaded");
+        spci_str_free(&why);
     }
     if (rc == 0 && !found) {
-        text_add(&msg, "transport \"%s\" %s. Files tried:%s", name,
-                 failed ? "failed to load" : "not found", text_str(&tried));
+        spci_str_printf(&msg, "transport \"%s\" %s. Files tried:%s", name,
+                 failed ? "failed to load" : "not found", spci_str_text(&tried));
         add_available(&msg, dirs);
         rc = -SPC_EPLUGIN;
     }
@@ -566,9 +513,9 @@ int spci_plugin_find(const char *name, const char *const *plugin_path,
     if (rc == 0)
         *out = found;
     else
-        put_err(err, errlen, rc == -ENOMEM ? "out of memory" : text_str(&msg));
-    free(tried.p);
-    free(msg.p);
+        spci_copy_error(rc == -ENOMEM ? "out of memory" : spci_str_text(&msg), err, errlen);
+    spci_str_free(&tried);
+    spci_str_free(&msg);
     spc_strv_free(dirs);
     return rc;
 }
@@ -666,7 +613,7 @@ int spc_transport_list(const char *const *plugin_path, struct spc_transport_info
                 rc = info_fill(&list[n++], names[i], file, NULL, -EEXIST, msg, 0);
                 continue;
             }
-            struct text why = {0};
+            struct spci_str why = SPCI_STR_GROWING;
             struct spci_plugin *p = NULL;
             unsigned abi = 0;
             int lrc = use_module(file, names[i], &p, &why, &abi);
@@ -674,8 +621,8 @@ int spc_transport_list(const char *const *plugin_path, struct spc_transport_info
                 rc = lrc;
             else
                 rc = info_fill(&list[n++], names[i], p ? p->path : file, p,
-                               lrc < 0 ? -SPC_EPLUGIN : 0, lrc < 0 ? text_str(&why) : NULL, abi);
-            free(why.p);
+                               lrc < 0 ? -SPC_EPLUGIN : 0, lrc < 0 ? spci_str_text(&why) : NULL, abi);
+            spci_str_free(&why);
         }
         spc_strv_free(names);
     }

@@ -302,7 +302,7 @@ static void on_transport_complete(void *ctx, void *token, int status)
                  s->tp->plugin->name);
         return;
     }
-    finish_packet(s, t, status > 0 ? -SPC_EPLUGIN : status);
+    finish_packet(s, t, spci_plugin_rc(status));
 }
 
 static void set_broken(struct spc_stream *s, int rc)
@@ -324,17 +324,9 @@ static void drain_inflight(struct spc_stream *s)
     if (rc == -SPC_ENOTSUP && s->n_pending == 0)
         s->no_flush = true;
     if (rc == -SPC_ENOTSUP) {
-        while (s->n_pending != 0) {
-            int n = spci_transport_poll(s->tp);
-            if (n < 0) {
-                rc = n;
-                break;
-            }
-            if (n == 0 && s->n_pending != 0) {
-                struct timespec ts = {0, 50000};
-                nanosleep(&ts, NULL);
-            }
-        }
+        int n = spci_transport_poll_until_done(s->tp, &s->n_pending);
+        if (n < 0)
+            rc = n;
     }
     pthread_mutex_unlock(&s->tx_lock);
     if (s->n_pending != 0) {
@@ -375,8 +367,6 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
     stat_add(&s->st_bytes, bytes);
     if (rc != 0) {
         /* The transport can send nothing more: fail this batch, then everything else. */
-        if (rc > 0)
-            rc = -SPC_EPLUGIN;
         spci_log(SPC_LOG_ERROR, "%s: send failed: %s; failing every queued heap",
                  s->tp->plugin->name, spc_strerror(rc));
         for (size_t i = 0; i < n; i++) {
@@ -399,7 +389,7 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
                      s->tp->plugin->name);
             st = -SPC_EPLUGIN;
         }
-        finish_packet(s, t, st > 0 ? -SPC_EPLUGIN : st);
+        finish_packet(s, t, spci_plugin_rc(st));
     }
 }
 
@@ -1300,7 +1290,7 @@ int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
         pthread_mutex_unlock(&s->tx_lock);
         if (rc != 0) {
             free(m);
-            return rc > 0 ? -SPC_EPLUGIN : rc;
+            return rc;
         }
     }
     pthread_mutex_lock(&s->lock);
@@ -1357,8 +1347,6 @@ int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory 
         pthread_mutex_lock(&s->tx_lock);
         rc = spci_transport_deregister_memory(s->tp, mem->handle);
         pthread_mutex_unlock(&s->tx_lock);
-        if (rc > 0)
-            rc = -SPC_EPLUGIN;
     }
     if (rc == 0)
         *pp = mem->next;

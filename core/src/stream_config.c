@@ -23,8 +23,19 @@ struct stream_mirror {
 };
 
 #define SM(f) offsetof(struct stream_mirror, f)
-static const char *const rate_methods[] = {"sw", "hw", "auto", NULL};
-static const char *const on_full_modes[] = {"fail", "block", NULL};
+static const char *const rate_methods[] = {[SPC_RATE_METHOD_SW] = "sw", [SPC_RATE_METHOD_HW] = "hw",
+                                           [SPC_RATE_METHOD_AUTO] = "auto", NULL};
+static const char *const on_full_modes[] = {[SPC_ON_FULL_FAIL] = "fail", [SPC_ON_FULL_BLOCK] = "block", NULL};
+
+const char *const *spc_rate_method_names(void)
+{
+    return rate_methods;
+}
+
+const char *const *spc_on_full_names(void)
+{
+    return on_full_modes;
+}
 
 static const struct spc_option flavour_fields[] = {
     {SPC_OPTION_INIT, .name = "heap_address_bits", .type = SPC_OPT_UINT, .offset = SM(heap_address_bits),
@@ -51,10 +62,10 @@ static const struct spc_option stream_options[] = {
      .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN, .def.d = SPC_STREAM_DEFAULT_BURST_RATE_RATIO, .min.d = 1.0,
      .help = "how much faster than rate the limiter may go to catch up"},
     {SPC_OPTION_INIT, .name = "rate_method", .type = SPC_OPT_ENUM, .offset = SM(rate_method),
-     .flags = SPC_OPT_DEFAULT, .def.s = "auto", .choices = rate_methods,
+     .flags = SPC_OPT_DEFAULT, .def.s = "auto" /* rate_methods[SPC_STREAM_DEFAULT_RATE_METHOD] */, .choices = rate_methods,
      .help = "sw: software limiter; hw: transport paces (error if unsupported); auto: hw where offered"},
     {SPC_OPTION_INIT, .name = "on_full", .type = SPC_OPT_ENUM, .offset = SM(on_full),
-     .flags = SPC_OPT_DEFAULT, .def.s = "fail", .choices = on_full_modes,
+     .flags = SPC_OPT_DEFAULT, .def.s = "fail" /* on_full_modes[SPC_STREAM_DEFAULT_ON_FULL] */, .choices = on_full_modes,
      .help = "when the queue is full: fail at once, or block until there is room"},
     {SPC_OPTION_INIT, .name = "flavour", .type = SPC_OPT_OBJECT, .fields = flavour_fields,
      .n_fields = sizeof flavour_fields / sizeof flavour_fields[0], .help = "SPEAD flavour"},

@@ -202,10 +202,8 @@ int spci_transport_open(struct spci_transport **out, const struct spc_config *cf
         .burst_rate_ratio = s->burst_rate_ratio,
         .max_heaps = s->max_heaps,
     };
-    rc = p->ops.open(t->obj, opts, &params);
+    rc = spci_plugin_rc(p->ops.open(t->obj, opts, &params));
     if (rc != 0) {
-        if (rc > 0) /* a plugin bug: report it as such rather than as success */
-            rc = -SPC_EPLUGIN;
         if (err && errlen)
             snprintf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
                      t->last_error[0] ? ": " : "", t->last_error);
@@ -233,4 +231,18 @@ void spci_transport_close(struct spci_transport *t)
         return;
     t->ops->close(t->obj);
     instance_free(t);
+}
+
+int spci_transport_poll_until_done(struct spci_transport *t, const size_t *pending)
+{
+    while (*pending) {
+        int n = spci_transport_poll(t);
+        if (n < 0)
+            return n;
+        if (n == 0 && *pending) {
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
 }

@@ -34,7 +34,7 @@ static void handle_complete(void *ctx, void *token, int status)
         spci_log(SPC_LOG_ERROR, "%s: stale or duplicate completion dropped", h->t->plugin->name);
         return;
     }
-    h->status[seq - h->seq_base] = status > 0 ? -SPC_EPLUGIN : status;
+    h->status[seq - h->seq_base] = spci_plugin_rc(status);
     h->pending--;
 }
 
@@ -77,13 +77,8 @@ static void handle_drain(struct spc_transport_handle *h)
     if (!h->pending)
         return;
     int rc = spci_transport_flush(h->t);
-    while (h->pending && rc >= 0) {
-        rc = spci_transport_poll(h->t);
-        if (h->pending && rc == 0) {
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    if (rc >= 0)
+        rc = spci_transport_poll_until_done(h->t, &h->pending);
     if (h->pending) {
         /* The transport broke its flush contract; give up on these packets. */
         spci_log(SPC_LOG_ERROR, "%s: flush returned with %zu packets pending (%s)",
@@ -126,8 +121,8 @@ int spc_transport_handle_send(struct spc_transport_handle *h, const struct spc_p
                 spci_log(SPC_LOG_ERROR, "%s: left a packet pending without the async capability",
                          h->t->plugin->name);
                 s = -SPC_EPLUGIN;
-            } else if (s > 0 && s != SPC_TX_PENDING) {
-                s = -SPC_EPLUGIN;
+            } else if (s != SPC_TX_PENDING) {
+                s = spci_plugin_rc(s);
             }
             h->status[i] = s;
             h->pending += s == SPC_TX_PENDING;

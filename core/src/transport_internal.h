@@ -61,23 +61,36 @@ static inline void spci_tx_batch_init(struct spc_tx_batch *b, struct spc_tx_pack
     b->packets = pkts;
 }
 
-/* Hot-path calls: straight through the full ops table (see transport.h for contracts).
+/* The one place a plugin's positive return is mapped: the ABI allows 0 or a negative
+ * code (poll's count aside), so a positive value from send, flush, open, memory
+ * registration or a packet status is a plugin bug, reported as -SPC_EPLUGIN rather than
+ * taken for success. */
+static inline int spci_plugin_rc(int rc)
+{
+    return rc > 0 ? -SPC_EPLUGIN : rc;
+}
+
+/* Hot-path calls: straight through the full ops table (see transport.h for contracts),
+ * positive returns mapped by spci_plugin_rc (poll returns a count).
  * The caller guarantees every packet's substream < t->n_substreams. */
 static inline int spci_transport_send(struct spci_transport *t, struct spc_tx_batch *b)
 {
-    return t->ops->send(t->obj, b);
+    return spci_plugin_rc(t->ops->send(t->obj, b));
 }
-static inline int spci_transport_flush(struct spci_transport *t) { return t->ops->flush(t->obj); }
+static inline int spci_transport_flush(struct spci_transport *t)
+{
+    return spci_plugin_rc(t->ops->flush(t->obj));
+}
 static inline int spci_transport_poll(struct spci_transport *t) { return t->ops->poll(t->obj); }
 static inline int spci_transport_get_fd(struct spci_transport *t) { return t->ops->get_fd(t->obj); }
 static inline int spci_transport_register_memory(struct spci_transport *t, void *addr, size_t len,
                                                  void **handle)
 {
-    return t->ops->register_memory(t->obj, addr, len, handle);
+    return spci_plugin_rc(t->ops->register_memory(t->obj, addr, len, handle));
 }
 static inline int spci_transport_deregister_memory(struct spci_transport *t, void *handle)
 {
-    return t->ops->deregister_memory(t->obj, handle);
+    return spci_plugin_rc(t->ops->deregister_memory(t->obj, handle));
 }
 
 /* Whether the transport paces the stream in hardware (svc->set_hw_paced): as open left
@@ -86,6 +99,11 @@ static inline bool spci_transport_hw_paced(const struct spci_transport *t)
 {
     return atomic_load_explicit(&t->hw_paced, memory_order_relaxed);
 }
+
+/* Polls t until *pending (the caller's count of packets the transport left pending,
+ * decremented by its completion callback) is 0, sleeping 50 us after a poll that
+ * completes nothing. Returns 0, or poll's error (packets may then still be pending). */
+int spci_transport_poll_until_done(struct spci_transport *t, const size_t *pending);
 
 /* Copies the last error text (thread-safe; "" when none). */
 size_t spci_transport_error(struct spci_transport *t, char *buf, size_t len);

@@ -29,6 +29,12 @@ enum spc_on_full {
     SPC_ON_FULL_BLOCK = 1     /* sending waits for room */
 };
 
+/* The names the config document uses for rate methods and on_full modes, indexed by the
+ * enums and NULL-terminated: {"sw", "hw", "auto", NULL} and {"fail", "block", NULL}.
+ * Static storage; thread-safe. */
+const char *const *spc_rate_method_names(void);
+const char *const *spc_on_full_names(void);
+
 /* Defaults of the stream section (SPEC §3), and the largest max_packet_size. */
 #define SPC_STREAM_DEFAULT_MAX_PACKET_SIZE 1472u
 #define SPC_STREAM_DEFAULT_RATE 0.0
