@@ -48,13 +48,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "ibvp.h"
+#include "spcu_net.h"
 
 static const struct spc_option ibvp_option_table[] = {
     {SPC_OPTION_INIT, .name = "endpoints", .type = SPC_OPT_ENDPOINTS,
@@ -133,19 +133,15 @@ static void release(struct ibvp *p)
     p->flows = NULL;
 }
 
+/* host as an IPv4 address (plugins/common), with an error naming the option. */
 static int parse_ipv4(struct ibvp *p, const char *what, const char *host, uint8_t out[4])
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) {
+    const char *why = "";
+    int rc = spcu_resolve_ipv4(host, out, &why);
+    if (rc < 0)
         p->base.svc->set_error(&p->base, "cannot resolve %s \"%s\" to an IPv4 address (the ibverbs "
-                                         "transport sends IPv4): %s", what, host, gai_strerror(rc));
-        return rc == EAI_AGAIN ? -EAGAIN : rc == EAI_MEMORY ? -ENOMEM : -SPC_ECONFIG;
-    }
-    memcpy(out, &((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr, 4);
-    freeaddrinfo(res);
-    return 0;
+                                         "transport sends IPv4): %s", what, host, why);
+    return rc;
 }
 
 static int open_verbs(struct ibvp *p, const struct ibvp_options *o,

@@ -1176,6 +1176,13 @@ Test(ibverbs_sim, unicast_endpoint_refused)
                       "udp transport");
 }
 
+Test(ibverbs_sim, interface_address_not_ipv4)
+{
+    H.o.interface_address = "::1";
+    expect_open_fails(-SPC_ECONFIG, "cannot resolve interface_address \"::1\" to an IPv4 address",
+                      NULL);
+}
+
 Test(ibverbs_sim, address_of_no_interface)
 {
     H.o.interface_address = "10.9.9.9";
