@@ -8,17 +8,16 @@
 #include <string.h>
 
 #include "cfgjson.h"
+#include "error_internal.h"
 #include "editdist.h"
 #include "speadcast/error.h"
 
 int spci_cfg_fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    spci_verrorf(err, errlen, fmt, ap);
+    va_end(ap);
     return -SPC_ECONFIG;
 }
 

@@ -19,6 +19,7 @@
 #include "speadcast/catalogue.h"
 #include "loader.h"
 #include "options.h"
+#include "searchpath.h"
 #include "sized.h"
 #include "stream_config_internal.h"
 
@@ -341,20 +342,21 @@ static int resolve_name(struct spc_config *cfg, const char *name, const struct s
     }
 }
 
-static int set_value(struct spc_config *cfg, const char *name, json_t *v, char *err, size_t errlen)
+/* Sets the option called name to v (want 0), or appends v to the list option called name
+ * (want SPC_OPT_ENDPOINTS or SPC_OPT_STRINGS), checked against its table entry at once.
+ * Works on a copy of the options, so on any error the config is unchanged. Consumes v. */
+static int edit_option(struct spc_config *cfg, const char *name, json_t *v, uint32_t want, char *err,
+                       size_t errlen)
 {
-    if (!cfg) {
+    if (!cfg || !v) {
         json_decref(v);
-        return -EINVAL;
+        return cfg ? -ENOMEM : -EINVAL;
     }
-    if (!v)
-        return -ENOMEM;
-    const struct spc_option *o;
-    struct spci_table owner;
-    json_t *parent;
-    const char *leaf;
+    const struct spc_option *o = NULL;
+    struct spci_table owner = {0};
+    json_t *parent = NULL;
+    const char *leaf = NULL;
     char path[SPCI_PATH_LEN];
-    /* Work on a copy so a failed set leaves the config unchanged. */
     json_t *saved = cfg->options, *copy = json_deep_copy(saved);
     if (!copy) {
         json_decref(v);
@@ -362,11 +364,22 @@ static int set_value(struct spc_config *cfg, const char *name, json_t *v, char *
     }
     cfg->options = copy;
     int rc = resolve_name(cfg, name, &o, &owner, &parent, &leaf, path, err, errlen);
+    json_t *value = v; /* what is checked: v, or the list it was appended to */
+    if (want) {
+        if (rc == 0 && o->type != want)
+            rc = spci_cfg_fail(err, errlen, "%s: not a%s list", path,
+                               want == SPC_OPT_ENDPOINTS ? "n endpoint" : " string");
+        value = rc == 0 ? json_object_get(parent, leaf) : NULL;
+        if (rc == 0 && !value && (!(value = json_array()) || json_object_set_new(parent, leaf, value) < 0))
+            rc = -ENOMEM;
+        if (rc == 0 && json_array_append(value, v) < 0)
+            rc = -ENOMEM;
+    }
     if (rc == 0) {
         struct spci_sink sk = {.partial = 1};
-        rc = spci_apply_value(&owner, o, v, path, &sk, err, errlen);
+        rc = spci_apply_value(&owner, o, value, path, &sk, err, errlen);
     }
-    if (rc == 0 && json_object_set(parent, leaf, v) < 0)
+    if (rc == 0 && !want && json_object_set(parent, leaf, v) < 0)
         rc = -ENOMEM;
     json_decref(v);
     if (rc < 0) {
@@ -380,12 +393,12 @@ static int set_value(struct spc_config *cfg, const char *name, json_t *v, char *
 
 int spc_config_set_bool(struct spc_config *cfg, const char *name, bool value, char *err, size_t errlen)
 {
-    return set_value(cfg, name, json_boolean(value), err, errlen);
+    return edit_option(cfg, name, json_boolean(value), 0, err, errlen);
 }
 
 int spc_config_set_int(struct spc_config *cfg, const char *name, int64_t value, char *err, size_t errlen)
 {
-    return set_value(cfg, name, json_integer((json_int_t)value), err, errlen);
+    return edit_option(cfg, name, json_integer((json_int_t)value), 0, err, errlen);
 }
 
 int spc_config_set_uint(struct spc_config *cfg, const char *name, uint64_t value, char *err, size_t errlen)
@@ -393,7 +406,7 @@ int spc_config_set_uint(struct spc_config *cfg, const char *name, uint64_t value
     if (value > INT64_MAX)
         return spci_cfg_fail(err, errlen, "options.%s: %llu is above 9223372036854775807", name ? name : "",
                     (unsigned long long)value);
-    return set_value(cfg, name, json_integer((json_int_t)value), err, errlen);
+    return edit_option(cfg, name, json_integer((json_int_t)value), 0, err, errlen);
 }
 
 int spc_config_set_double(struct spc_config *cfg, const char *name, double value, char *err,
@@ -401,7 +414,7 @@ int spc_config_set_double(struct spc_config *cfg, const char *name, double value
 {
     if (!isfinite(value))
         return spci_cfg_fail(err, errlen, "options.%s: not a finite number", name ? name : "");
-    return set_value(cfg, name, json_real(value), err, errlen);
+    return edit_option(cfg, name, json_real(value), 0, err, errlen);
 }
 
 int spc_config_set_string(struct spc_config *cfg, const char *name, const char *value, char *err,
@@ -409,48 +422,7 @@ int spc_config_set_string(struct spc_config *cfg, const char *name, const char *
 {
     if (!value)
         return -EINVAL;
-    return set_value(cfg, name, json_string(value), err, errlen);
-}
-
-/* Appends one element to a list option. */
-static int add_element(struct spc_config *cfg, const char *name, json_t *elem, uint32_t want,
-                       char *err, size_t errlen)
-{
-    if (!cfg || !elem) {
-        json_decref(elem);
-        return cfg ? -ENOMEM : -EINVAL;
-    }
-    const struct spc_option *o;
-    struct spci_table owner;
-    json_t *parent;
-    const char *leaf;
-    char path[SPCI_PATH_LEN];
-    json_t *saved = cfg->options, *copy = json_deep_copy(saved);
-    if (!copy) {
-        json_decref(elem);
-        return -ENOMEM;
-    }
-    cfg->options = copy;
-    int rc = resolve_name(cfg, name, &o, &owner, &parent, &leaf, path, err, errlen);
-    if (rc == 0 && o->type != want)
-        rc = spci_cfg_fail(err, errlen, "%s: not a%s list", path, want == SPC_OPT_ENDPOINTS ? "n endpoint" : " string");
-    json_t *list = rc == 0 ? json_object_get(parent, leaf) : NULL;
-    if (rc == 0 && !list && (!(list = json_array()) || json_object_set_new(parent, leaf, list) < 0))
-        rc = -ENOMEM;
-    if (rc == 0 && json_array_append(list, elem) < 0)
-        rc = -ENOMEM;
-    if (rc == 0) {
-        struct spci_sink sk = {.partial = 1};
-        rc = spci_apply_value(&owner, o, list, path, &sk, err, errlen);
-    }
-    json_decref(elem);
-    if (rc < 0) {
-        cfg->options = saved;
-        json_decref(copy);
-        return rc;
-    }
-    json_decref(saved);
-    return 0;
+    return edit_option(cfg, name, json_string(value), 0, err, errlen);
 }
 
 int spc_config_add_endpoint(struct spc_config *cfg, const char *name, const char *host, unsigned port,
@@ -458,7 +430,7 @@ int spc_config_add_endpoint(struct spc_config *cfg, const char *name, const char
 {
     if (!host)
         return -EINVAL;
-    return add_element(cfg, name, json_pack("{s:s, s:I}", "host", host, "port", (json_int_t)port),
+    return edit_option(cfg, name, json_pack("{s:s, s:I}", "host", host, "port", (json_int_t)port),
                        SPC_OPT_ENDPOINTS, err, errlen);
 }
 
@@ -467,7 +439,7 @@ int spc_config_add_string(struct spc_config *cfg, const char *name, const char *
 {
     if (!value)
         return -EINVAL;
-    return add_element(cfg, name, json_string(value), SPC_OPT_STRINGS, err, errlen);
+    return edit_option(cfg, name, json_string(value), SPC_OPT_STRINGS, err, errlen);
 }
 
 int spc_config_check(const struct spc_config *cfg, char *err, size_t errlen)

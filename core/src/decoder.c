@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "sized.h"
 #include "speadcast/decoder.h"
 
@@ -397,23 +398,6 @@ static int buf_reserve(struct live *h, uint64_t need, uint64_t limit)
     return 0;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 8;
-    while (c < need)
-        c *= 2;
-    if (c > SIZE_MAX / elem)
-        return -ENOMEM;
-    void *p = realloc(*arr, c * elem);
-    if (!p)
-        return -ENOMEM;
-    *arr = p;
-    *cap = c;
-    return 0;
-}
-
 /* Index of the first range whose offset is >= off. */
 static size_t range_lower(const struct live *h, uint64_t off)
 {
@@ -621,11 +605,11 @@ static int add_parsed(struct spc_decoder *dec, const struct spc_packet_info *pi)
     else
         rc = buf_reserve(h, end, limit);
     if (rc == 0 && store_range)
-        rc = grow((void **)&h->ranges, &h->cap_ranges, h->n_ranges + 1, sizeof(*h->ranges));
+        rc = spci_grow((void **)&h->ranges, &h->cap_ranges, h->n_ranges + 1, sizeof(*h->ranges));
     if (rc == 0 && store_ptrs)
-        rc = grow((void **)&h->precs, &h->cap_precs, h->n_precs + 1, sizeof(*h->precs));
+        rc = spci_grow((void **)&h->precs, &h->cap_precs, h->n_precs + 1, sizeof(*h->precs));
     if (rc == 0 && store_ptrs)
-        rc = grow((void **)&h->words, &h->cap_words, h->n_words + n_user, 8);
+        rc = spci_grow((void **)&h->words, &h->cap_words, h->n_words + n_user, 8);
     struct resolved res, evict_res;
     bool have_evict_res = false;
     uint64_t seq = dec->seq;

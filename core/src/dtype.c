@@ -8,26 +8,25 @@
 
 #include "dtype.h"
 #include "item_error.h"
+#include "pylit.h"
 #include "strbuf.h"
 
 static void skip_ws(const char **p)
 {
-    while (**p == ' ' || **p == '\t' || **p == '\n')
+    while (spci_py_space(**p))
         (*p)++;
 }
 
-/* Parses a quoted Python string (' or ", no escapes) at *p; sets *s and *n to its contents. */
+/* Scans a quoted Python string at *p (pylit.h); sets *s and *n to its body. A body with
+ * an escape is refused: field names and type strings never need one. */
 static bool quoted(const char **p, const char **s, size_t *n)
 {
-    char q = **p;
-    if (q != '\'' && q != '"')
+    size_t body, len, total = spci_py_string(*p, strlen(*p), &body, &len);
+    if (!total || memchr(*p + body, '\\', len))
         return false;
-    const char *start = *p + 1, *end = strchr(start, q);
-    if (!end || memchr(start, '\\', (size_t)(end - start)))
-        return false;
-    *s = start;
-    *n = (size_t)(end - start);
-    *p = end + 1;
+    *s = *p + body;
+    *n = len;
+    *p += total;
     return true;
 }
 

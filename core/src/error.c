@@ -1,3 +1,5 @@
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,4 +68,18 @@ size_t spci_copy_error(const char *detail, char *err, size_t errlen)
         err[k] = '\0';
     }
     return n;
+}
+
+void spci_verrorf(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+}
+
+void spci_errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    spci_verrorf(err, errlen, fmt, ap);
+    va_end(ap);
 }

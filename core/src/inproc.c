@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "speadcast/inproc.h"
 
 struct node {
@@ -353,9 +354,7 @@ int spc_inproc_receiver_fd(const struct spc_inproc_receiver *r)
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(spci_monotonic_ns() / 1000000u);
 }
 
 int spc_inproc_receiver_next(struct spc_inproc_receiver *r, struct spc_decoded_heap **out,

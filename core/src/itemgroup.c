@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "item_internal.h"
 
 /* ------------------------------------------------- uint64 -> uintptr map */
@@ -107,21 +108,6 @@ static void map_free(struct map *m)
     free(m->vals);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *n = realloc(*arr, ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 /* ------------------------------------------------------------ item groups */
 
 struct spc_item_group {
@@ -214,8 +200,8 @@ static int item_group_add(struct spc_item_group *group, const struct spc_descrip
         return 0;
     }
     /* Make every later step infallible. */
-    if (grow((void **)&group->items, &group->cap_items, group->n_items + 1, sizeof(*group->items)) < 0 ||
-        grow((void **)&group->retired, &group->cap_retired, group->n_retired + 2, sizeof(*group->retired)) < 0 ||
+    if (spci_grow((void **)&group->items, &group->cap_items, group->n_items + 1, sizeof(*group->items)) < 0 ||
+        spci_grow((void **)&group->retired, &group->cap_retired, group->n_retired + 2, sizeof(*group->retired)) < 0 ||
         map_reserve(&group->by_id) < 0) {
         spc_item_destroy(it);
         return spci_item_fail(-ENOMEM, "out of memory");
@@ -305,7 +291,7 @@ static int sent_index(struct spc_heap_generator *g, uint64_t id, size_t *index)
         *index = (size_t)v;
         return 0;
     }
-    if (grow((void **)&g->sent, &g->cap_sent, g->n_sent + 1, sizeof(*g->sent)) < 0 || map_reserve(&g->by_id) < 0)
+    if (spci_grow((void **)&g->sent, &g->cap_sent, g->n_sent + 1, sizeof(*g->sent)) < 0 || map_reserve(&g->by_id) < 0)
         return -ENOMEM;
     g->sent[g->n_sent] = (struct sent){.id = id};
     map_put(&g->by_id, id, (uintptr_t)g->n_sent);
@@ -327,7 +313,7 @@ static int generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap
         return spci_item_fail(-EINVAL, "descriptors and data must be one of stale, all, none");
     const struct spc_item_group *group = gen->group;
     size_t n = group->n_items;
-    if (grow((void **)&gen->plan, &gen->cap_plan, n, sizeof(*gen->plan)) < 0)
+    if (spci_grow((void **)&gen->plan, &gen->cap_plan, n, sizeof(*gen->plan)) < 0)
         return spci_item_fail(-ENOMEM, "out of memory");
     /* Decide everything first, so that a failure leaves the generator as it was. */
     for (size_t i = 0; i < n; i++) {

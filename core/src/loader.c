@@ -1,4 +1,6 @@
-/* Transport plugin loader: name -> module file -> checked descriptor -> full ops table.
+/* Transport plugin loader: name -> module file -> checked descriptor -> full ops table;
+ * and the catalogue listing (spc_transport_list), which loads what it lists. Where files
+ * are searched for is searchpath.c.
  *
  * Invariants:
  * - Every lt_dl* call, the registry and each entry-point call happen under loader_lock
@@ -7,7 +9,6 @@
  *   closed, so descriptors and ops stay valid for the life of the process.
  * - Registry entries are keyed by canonical file path; built-ins have no path.
  */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -20,21 +21,16 @@
 
 #include <ltdl.h>
 
-#include "log_internal.h"
+#include "array.h"
 #include "error_internal.h"
 #include "loader.h"
-#include "speadcast/catalogue.h"
+#include "log_internal.h"
 #include "options.h"
+#include "searchpath.h"
 #include "strbuf.h"
+#include "speadcast/catalogue.h"
 #include "transport_bytes.h"
 
-#ifndef SPC_PLUGIN_DIR
-#error "SPC_PLUGIN_DIR must be defined by the build"
-#endif
-
-#define MODULE_PREFIX "speadcast-"
-#define MODULE_SUFFIX ".so"
-#define MAX_NAME_LEN 64
 /* ABI majors probed when spc_transport_entry_v1 is missing, to say what a plugin speaks. */
 #define MAX_PROBED_ABI 16
 
@@ -65,17 +61,6 @@ static int stub_deregister(struct spc_transport *t, void *h) { (void)t, (void)h;
 
 /* ------------------------------------------------------------ descriptor checks */
 
-int spci_transport_name_check(const char *name)
-{
-    size_t n = 0;
-    if (!name)
-        return -EINVAL;
-    for (const char *p = name; *p; p++, n++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            return -EINVAL;
-    return n == 0 || n > MAX_NAME_LEN ? -EINVAL : 0;
-}
 
 static const size_t min_desc_size =
     offsetof(struct spc_transport_descriptor, ops) + sizeof(void *);
@@ -101,7 +86,7 @@ static int make_plugin(const struct spc_transport_descriptor *d, const char *exp
         return -SPC_EPLUGIN;
     }
     if (spci_transport_name_check(d->name) < 0) {
-        spci_str_printf(why, "descriptor name is missing or not [A-Za-z0-9_-]{1,%d}", MAX_NAME_LEN);
+        spci_str_printf(why, "descriptor name is missing or not [A-Za-z0-9_-]{1,%d}", SPCI_MAX_NAME_LEN);
         return -SPC_EPLUGIN;
     }
     if (expect_name && strcmp(expect_name, d->name) != 0) {
@@ -211,118 +196,6 @@ static struct spci_plugin *find_resident(const char *canon)
     return NULL;
 }
 
-/* ------------------------------------------------------------ search path */
-
-static int strv_push(char ***v, size_t *n, const char *s)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (!strcmp((*v)[i], s))
-            return 0;
-    char **nv = realloc(*v, (*n + 2) * sizeof *nv);
-    if (!nv)
-        return -ENOMEM;
-    *v = nv;
-    if (!(nv[*n] = strdup(s)))
-        return -ENOMEM;
-    nv[++*n] = NULL;
-    return 0;
-}
-
-void spc_strv_free(char **strv)
-{
-    if (!strv)
-        return;
-    for (char **p = strv; *p; p++)
-        free(*p);
-    free(strv);
-}
-
-/* Directory beside the loaded libspeadcast (its dir + /speadcast/plugins). */
-static int beside_library(char *buf, size_t len)
-{
-    Dl_info info;
-    if (!dladdr((void *)&spc_plugin_dirs, &info) || !info.dli_fname)
-        return -ENOENT;
-    const char *slash = strrchr(info.dli_fname, '/');
-    if (!slash)
-        return -ENOENT;
-    int n = snprintf(buf, len, "%.*s/speadcast/plugins", (int)(slash - info.dli_fname),
-                     info.dli_fname);
-    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-int spc_plugin_dirs(const char *const *plugin_path, char ***out)
-{
-    char **v = NULL;
-    size_t n = 0;
-    int rc = 0;
-    if (!out)
-        return -EINVAL;
-    if (!(v = calloc(1, sizeof *v)))
-        return -ENOMEM;
-    for (size_t i = 0; plugin_path && plugin_path[i] && rc == 0; i++)
-        if (plugin_path[i][0])
-            rc = strv_push(&v, &n, plugin_path[i]);
-    const char *env = getenv("SPEADCAST_PLUGIN_PATH");
-    if (env && rc == 0) {
-        char *copy = strdup(env), *save = NULL;
-        if (!copy)
-            rc = -ENOMEM;
-        for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok && rc == 0;
-             tok = strtok_r(NULL, ":", &save))
-            rc = strv_push(&v, &n, tok);
-        free(copy);
-    }
-    char beside[PATH_MAX];
-    if (rc == 0 && beside_library(beside, sizeof beside) == 0)
-        rc = strv_push(&v, &n, beside);
-    if (rc == 0)
-        rc = strv_push(&v, &n, SPC_PLUGIN_DIR);
-    if (rc < 0) {
-        spc_strv_free(v);
-        return rc;
-    }
-    *out = v;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Lists transport names of module files in dir, sorted, appended to *names (no dups). */
-static void scan_dir(const char *dir, char ***names, size_t *n)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    const size_t pl = strlen(MODULE_PREFIX), sl = strlen(MODULE_SUFFIX);
-    char **found = NULL;
-    size_t nf = 0;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len <= pl + sl || strncmp(e->d_name, MODULE_PREFIX, pl) ||
-            strcmp(e->d_name + len - sl, MODULE_SUFFIX))
-            continue;
-        char name[MAX_NAME_LEN + 1];
-        if (len - pl - sl > MAX_NAME_LEN)
-            continue;
-        memcpy(name, e->d_name + pl, len - pl - sl);
-        name[len - pl - sl] = '\0';
-        if (spci_transport_name_check(name) == 0 && strv_push(&found, &nf, name) < 0)
-            break;
-    }
-    closedir(d);
-    if (found)
-        qsort(found, nf, sizeof *found, cmp_str);
-    for (size_t i = 0; i < nf; i++)
-        if (strv_push(names, n, found[i]) < 0)
-            break;
-    spc_strv_free(found);
-}
-
 /* ------------------------------------------------------------ loading modules */
 
 /* Caller holds loader_lock. */
@@ -348,11 +221,11 @@ static int load_module(const char *file, const char *expect_name, struct spci_pl
     if (rc < 0)
         return rc;
     /* lt_dladvise_ext appends the module extension itself, so hand it the name without. */
-    size_t len = strlen(file), sl = strlen(MODULE_SUFFIX);
+    size_t len = strlen(file), sl = strlen(SPCI_MODULE_SUFFIX);
     char *base = strdup(file);
     if (!base)
         return -ENOMEM;
-    if (len > sl && !strcmp(base + len - sl, MODULE_SUFFIX))
+    if (len > sl && !strcmp(base + len - sl, SPCI_MODULE_SUFFIX))
         base[len - sl] = '\0';
     lt_dladvise adv;
     lt_dlhandle h = NULL;
@@ -447,9 +320,9 @@ static void add_available(struct spci_str *t, char **dirs)
     size_t n = 0;
     for (struct spci_plugin *p = registry; p; p = p->next)
         if (!p->path)
-            strv_push(&names, &n, p->name);
+            spci_strv_push(&names, &n, p->name);
     for (size_t i = 0; dirs && dirs[i]; i++)
-        scan_dir(dirs[i], &names, &n);
+        spci_plugin_scan_dir(dirs[i], &names, &n);
     spci_str_printf(t, "\nAvailable transports:");
     for (size_t i = 0; i < n; i++)
         spci_str_printf(t, "%s %s", i ? "," : "", names[i]);
@@ -464,8 +337,8 @@ int spci_plugin_find(const char *name, const char *const *plugin_path,
     if (spci_transport_name_check(name) < 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "transport: \"%.*s\" is not a valid transport name "
-                 "(letters, digits, '_' and '-', at most %d)", MAX_NAME_LEN + 8,
-                 name ? name : "(null)", MAX_NAME_LEN);
+                 "(letters, digits, '_' and '-', at most %d)", SPCI_MAX_NAME_LEN + 8,
+                 name ? name : "(null)", SPCI_MAX_NAME_LEN);
         spci_copy_error(msg, err, errlen);
         return -SPC_ECONFIG;
     }
@@ -484,9 +357,9 @@ int spci_plugin_find(const char *name, const char *const *plugin_path,
         found = find_builtin(name);
     for (size_t i = 0; rc == 0 && !found && !failed && dirs[i]; i++) {
         char file[PATH_MAX];
-        if (snprintf(file, sizeof file, "%s/" MODULE_PREFIX "%s" MODULE_SUFFIX, dirs[i], name) >=
+        if (snprintf(file, sizeof file, "%s/" SPCI_MODULE_PREFIX "%s" SPCI_MODULE_SUFFIX, dirs[i], name) >=
             (int)sizeof file) {
-            spci_str_printf(&tried, "\n  %s/" MODULE_PREFIX "%s" MODULE_SUFFIX ": path too long", dirs[i], name);
+            spci_str_printf(&tried, "\n  %s/" SPCI_MODULE_PREFIX "%s" SPCI_MODULE_SUFFIX ": path too long", dirs[i], name);
             continue;
         }
         if (access(file, F_OK) != 0) {
@@ -560,19 +433,6 @@ void spc_transport_list_free(struct spc_transport_info *list, size_t n)
     free(list);
 }
 
-static int list_push(struct spc_transport_info **list, size_t *n, size_t *cap)
-{
-    if (*n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 8;
-    struct spc_transport_info *nl = realloc(*list, nc * sizeof *nl);
-    if (!nl)
-        return -ENOMEM;
-    *list = nl;
-    *cap = nc;
-    return 0;
-}
-
 int spc_transport_list(const char *const *plugin_path, struct spc_transport_info **out,
                        size_t *n_out)
 {
@@ -589,23 +449,23 @@ int spc_transport_list(const char *const *plugin_path, struct spc_transport_info
     for (struct spci_plugin *p = registry; rc == 0 && p; p = p->next) {
         if (p->path)
             continue;
-        if ((rc = list_push(&list, &n, &cap)) == 0)
+        if ((rc = spci_grow((void **)&list, &cap, n + 1, sizeof *list)) == 0)
             rc = info_fill(&list[n++], p->name, NULL, p, 0, NULL, p->desc->abi_major);
     }
     for (size_t d = 0; rc == 0 && dirs[d]; d++) {
         char **names = NULL;
         size_t nn = 0;
-        scan_dir(dirs[d], &names, &nn);
+        spci_plugin_scan_dir(dirs[d], &names, &nn);
         for (size_t i = 0; rc == 0 && i < nn; i++) {
             char file[PATH_MAX];
-            if (snprintf(file, sizeof file, "%s/" MODULE_PREFIX "%s" MODULE_SUFFIX, dirs[d],
+            if (snprintf(file, sizeof file, "%s/" SPCI_MODULE_PREFIX "%s" SPCI_MODULE_SUFFIX, dirs[d],
                          names[i]) >= (int)sizeof file)
                 continue;
             const char *earlier = NULL;
             for (size_t j = 0; j < n && !earlier; j++)
                 if (!strcmp(list[j].name, names[i]))
                     earlier = list[j].path ? list[j].path : "the built-in transport";
-            if ((rc = list_push(&list, &n, &cap)) < 0)
+            if ((rc = spci_grow((void **)&list, &cap, n + 1, sizeof *list)) < 0)
                 break;
             if (earlier) {
                 char msg[PATH_MAX + 64];

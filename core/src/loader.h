@@ -24,7 +24,4 @@ struct spci_plugin {
 int spci_plugin_find(const char *name, const char *const *plugin_path,
                      const struct spci_plugin **out, char *err, size_t errlen);
 
-/* 0 when name is a valid transport name ([A-Za-z0-9_-]{1,64}), else -EINVAL. */
-int spci_transport_name_check(const char *name);
-
 #endif

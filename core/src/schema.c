@@ -16,6 +16,17 @@ static int set_new(json_t *o, const char *k, json_t *v)
     return v ? json_object_set_new(o, k, v) : -1;
 }
 
+/* The length or element-count bounds of a string or list option (0 = none). */
+static int set_count_bounds(json_t *s, size_t lo, size_t hi, const char *min_key, const char *max_key)
+{
+    int bad = 0;
+    if (lo)
+        bad |= set_new(s, min_key, json_integer((json_int_t)lo));
+    if (hi)
+        bad |= set_new(s, max_key, json_integer((json_int_t)hi));
+    return bad;
+}
+
 static json_t *table_schema(const struct spci_table *t);
 
 static json_t *option_schema(const struct spci_table *t, const struct spc_option *o)
@@ -57,10 +68,7 @@ static json_t *option_schema(const struct spci_table *t, const struct spc_option
         break;
     case SPC_OPT_STRING:
         bad |= set_new(s, "type", json_string("string"));
-        if (lo)
-            bad |= set_new(s, "minLength", json_integer((json_int_t)lo));
-        if (hi)
-            bad |= set_new(s, "maxLength", json_integer((json_int_t)hi));
+        bad |= set_count_bounds(s, lo, hi, "minLength", "maxLength");
         break;
     case SPC_OPT_ENUM: {
         bad |= set_new(s, "type", json_string("string"));
@@ -84,10 +92,7 @@ static json_t *option_schema(const struct spci_table *t, const struct spc_option
         else
             items = json_pack("{s:s}", "type", "string");
         bad |= set_new(s, "items", items);
-        if (lo)
-            bad |= set_new(s, "minItems", json_integer((json_int_t)lo));
-        if (hi)
-            bad |= set_new(s, "maxItems", json_integer((json_int_t)hi));
+        bad |= set_count_bounds(s, lo, hi, "minItems", "maxItems");
         break;
     }
     case SPC_OPT_OBJECT: {

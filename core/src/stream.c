@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "heap_internal.h"
 #include "log_internal.h"
 #include "ratelimit.h"
@@ -216,17 +217,6 @@ struct spc_stream {
         st_spin;
 };
 
-static void put_err(char *err, size_t errlen, const char *fmt, ...) SPCI_PRINTF(3, 4);
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
 {
     atomic_fetch_add_explicit(c, v, memory_order_relaxed);
@@ -241,9 +231,7 @@ static uint64_t now_ns(const struct spc_stream *s)
 {
     if (s->clock.now_ns)
         return s->clock.now_ns(s->clock.user);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return spci_monotonic_ns();
 }
 
 static inline void cpu_relax(void)
@@ -754,21 +742,21 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
                     const struct spc_stream_options *opts, char *err, size_t errlen)
 {
     if (!out || !cfg) {
-        put_err(err, errlen, "stream: NULL argument");
+        spci_errorf(err, errlen, "stream: NULL argument");
         return -EINVAL;
     }
     *out = NULL;
     struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
     if (opts && spci_sized_in(&o, opts, sizeof o) < 0) {
-        put_err(err, errlen, "stream: options.struct_size %u is too small", (unsigned)opts->struct_size);
+        spci_errorf(err, errlen, "stream: options.struct_size %u is too small", (unsigned)opts->struct_size);
         return -EINVAL;
     }
     if (o.cpu < -1 || o.cpu >= CPU_SETSIZE) {
-        put_err(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
+        spci_errorf(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
         return -EINVAL;
     }
     if (o.clock && (!o.clock->now_ns || !o.clock->sleep_until_ns)) {
-        put_err(err, errlen, "stream: a clock needs both now_ns and sleep_until_ns");
+        spci_errorf(err, errlen, "stream: a clock needs both now_ns and sleep_until_ns");
         return -EINVAL;
     }
     const struct spc_stream_config *sc = spc_config_stream(cfg);
@@ -824,7 +812,7 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
             rc = -errno;
     }
     if (rc < 0) {
-        put_err(err, errlen, "stream: %s", spc_strerror(rc));
+        spci_errorf(err, errlen, "stream: %s", spc_strerror(rc));
         stream_free(s);
         return rc;
     }
@@ -847,9 +835,9 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
     pthread_attr_destroy(&attr);
     if (rc < 0) {
         if (o.cpu >= 0 && rc == -EINVAL)
-            put_err(err, errlen, "stream: cannot run the writer thread on cpu %d", o.cpu);
+            spci_errorf(err, errlen, "stream: cannot run the writer thread on cpu %d", o.cpu);
         else
-            put_err(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
+            spci_errorf(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
         stream_free(s);
         return rc;
     }
@@ -861,7 +849,7 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
                          const struct spc_stream_options *opts, char *err, size_t errlen)
 {
     if (!out || !json) {
-        put_err(err, errlen, "stream: NULL argument");
+        spci_errorf(err, errlen, "stream: NULL argument");
         return -EINVAL;
     }
     struct spc_config *cfg;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "log_internal.h"
+#include "clock.h"
 #include "config_internal.h"
 #include "transport_internal.h"
 
@@ -82,9 +83,7 @@ size_t spci_transport_error(struct spci_transport *t, char *buf, size_t len)
 
 static uint64_t svc_clock_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return spci_monotonic_ns();
 }
 
 static void svc_complete(struct spc_transport *t, void *token, int status)
@@ -140,7 +139,7 @@ const struct spc_core_services spci_core_services = {
     .ipv4_checksum = spc_ipv4_checksum,
     .mac_parse = spc_mac_parse,
     .inproc_queue_open = spc_inproc_queue_open,
-    .inproc_queue_release = spc_inproc_queue_close,
+    .inproc_queue_close = spc_inproc_queue_close,
     .inproc_queue_pushv = spc_inproc_queue_pushv,
     .inproc_queue_stop = spc_inproc_queue_stop,
     /* ABI minor 2 */
@@ -204,16 +203,14 @@ int spci_transport_open(struct spci_transport **out, const struct spc_config *cf
     };
     rc = spci_plugin_rc(p->ops.open(t->obj, opts, &params));
     if (rc != 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
+        spci_errorf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
                      t->last_error[0] ? ": " : "", t->last_error);
         instance_free(t);
         return rc;
     }
     unsigned n = t->obj->n_substreams;
     if (n == 0 || (d->max_substreams && n > d->max_substreams)) {
-        if (err && errlen)
-            snprintf(err, errlen, "transport \"%s\": open set n_substreams %u outside 1..%u",
+        spci_errorf(err, errlen, "transport \"%s\": open set n_substreams %u outside 1..%u",
                      p->name, n, d->max_substreams ? (unsigned)d->max_substreams : UINT32_MAX);
         p->ops.close(t->obj);
         instance_free(t);

@@ -133,7 +133,7 @@ static void h_init(void)
         .ipv4_checksum = spc_ipv4_checksum,
         .mac_parse = spc_mac_parse,
         .inproc_queue_open = spc_inproc_queue_open,
-        .inproc_queue_release = spc_inproc_queue_close,
+        .inproc_queue_close = spc_inproc_queue_close,
         .inproc_queue_pushv = spc_inproc_queue_pushv,
         .inproc_queue_stop = spc_inproc_queue_stop,
         .set_hw_paced = h_set_hw_paced,

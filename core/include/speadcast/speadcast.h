@@ -23,8 +23,8 @@
  * (the JSON path, the file tried, the errno text and endpoint, "16 is out of range for
  * u4") is always copied into a buffer of the caller's, (char *err, size_t errlen):
  * NUL-terminated, truncated to errlen, nothing written when err is NULL or errlen 0,
- * "" when there is no detail. It is never handed out as a pointer into the library nor
- * kept in per-thread storage. Two places give it:
+ * "" when there is no detail. It is never handed out as a pointer into the library, and
+ * no call leaves it in per-thread storage for the application to fetch. Two places give it:
  * - a call that builds something from input before an object exists to hold the detail
  *   takes (err, errlen) as its last two parameters: spc_config_parse/_load/_create and
  *   the spc_config_set_* calls, spc_stream_config_check, spc_stream_open(_json),

@@ -46,6 +46,10 @@
 #include <string.h>
 #include <sys/uio.h>
 
+/* Only what a plugin may use: the types of the ABI structs and of the core services
+ * (decoder, frames, inproc queues, flavours, packets), log levels, error codes and the
+ * stream section's enums. A plugin does not link libspeadcast: it reaches the functions
+ * these headers declare only through struct spc_core_services. */
 #include "speadcast/decoder.h"
 #include "speadcast/error.h"
 #include "speadcast/frame.h"
@@ -334,7 +338,7 @@ struct spc_core_services {
     uint16_t (*ipv4_checksum)(const void *data, size_t len);
     int (*mac_parse)(const char *text, uint8_t *mac);
     int (*inproc_queue_open)(struct spc_inproc_queue **out, const char *name);
-    void (*inproc_queue_release)(struct spc_inproc_queue *q);
+    void (*inproc_queue_close)(struct spc_inproc_queue *q);
     int (*inproc_queue_pushv)(struct spc_inproc_queue *q, const struct iovec *iov,
                               unsigned n_iov);
     void (*inproc_queue_stop)(struct spc_inproc_queue *q);
