@@ -18,7 +18,7 @@
 
 struct sim_state sim;
 
-uint64_t mono_ns(void)
+uint64_t simdev_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -135,7 +135,7 @@ void simdev_set_stall(bool on)
 void simdev_qp_error(void)
 {
     for (struct sim_qp *q = sim.qps; q; q = q->next)
-        enter_error(q, mono_ns());
+        enter_error(q, simdev_now_ns());
 }
 
 void simdev_set_poll_fails(bool on)
@@ -614,7 +614,7 @@ static int sim_destroy_qp(struct ibv_qp *qp)
             sim.live--;
             if (q->len && sim.flush_delay_ns) {
                 /* A device that finishes flushing after the queue pair is gone. */
-                enter_error(q, mono_ns());
+                enter_error(q, simdev_now_ns());
                 q->next = sim.orphans;
                 sim.orphans = q;
                 return 0;
@@ -655,7 +655,7 @@ static int sim_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
     if (to == IBV_QPS_INIT)
         q->csum_ok = sim.cfg.raw_ip_csum; /* mlx5 caches the port's offloads here */
     if (to == IBV_QPS_ERR)
-        enter_error(q, mono_ns());
+        enter_error(q, simdev_now_ns());
     qp->state = to;
     return 0;
 }

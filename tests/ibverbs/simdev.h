@@ -99,6 +99,10 @@ void simdev_uninstall(void);
 /* The table to put behind the plugin. */
 const struct ibvp_verbs *simdev_verbs(void);
 
+/* The simulator's clock (CLOCK_MONOTONIC, ns): when requests are due. A test gives the
+ * plugin the same clock (svc->clock_ns). */
+uint64_t simdev_now_ns(void);
+
 /* ---------------------------------------------------------------- faults */
 
 /* The request with this posting sequence number (0 = the first posted since install)

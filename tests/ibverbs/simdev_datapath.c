@@ -197,7 +197,7 @@ int sim_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr 
         *bad = wr;
         return EINVAL;
     }
-    uint64_t now = mono_ns(), n = 0;
+    uint64_t now = simdev_now_ns(), n = 0;
     int rc = 0;
     bool last_signaled = false;
     for (struct ibv_send_wr *w = wr; w; w = w->next) {
@@ -257,7 +257,7 @@ int sim_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
     struct sim_cq *q = cq_of(cq);
     if (sim.poll_fails)
         return -1;
-    run_cq(cq, mono_ns());
+    run_cq(cq, simdev_now_ns());
     int got = 0;
     while (got < n && q->len) {
         const struct sim_cqe *e = &q->wc[q->head];
@@ -281,7 +281,7 @@ int sim_req_notify_cq(struct ibv_cq *cq, int solicited_only)
     }
     sim.st.arms++;
     /* What is due already lands before the arming, so it raises no event. */
-    run_cq(cq, mono_ns());
+    run_cq(cq, simdev_now_ns());
     q->armed = true;
     schedule(q);
     return 0;
