@@ -8,7 +8,13 @@
  * Each entry has the contract of the verb of the same name (ibv_<entry>, or getifaddrs /
  * freeifaddrs): same arguments, same return convention (pointer or NULL with errno set;
  * 0 or an errno value; poll_cq a count or negative). query_gid_ex omits the entry_size
- * argument of _ibv_query_gid_ex. Private to the plugin and its tests: not installed.
+ * argument of _ibv_query_gid_ex. reg_mr_iova2 is ibv_reg_mr_iova2 where libibverbs has it
+ * (rdma-core 29+), else ibv_reg_mr without the optional access flags (iova must then
+ * equal addr). Two entries ask the host about an interface by name:
+ *   if_mtu   its MTU (> 0), or a negative errno;
+ *   if_vlan  1 with *vid set for an 802.1Q VLAN device, 0 for any other device, or a
+ *            negative errno.
+ * Private to the plugin and its tests: not installed.
  */
 #ifndef IBVP_VERBS_H
 #define IBVP_VERBS_H
@@ -20,6 +26,8 @@
 struct ibvp_verbs {
     int (*getifaddrs)(struct ifaddrs **ifap);
     void (*freeifaddrs)(struct ifaddrs *ifa);
+    int (*if_mtu)(const char *ifname);
+    int (*if_vlan)(const char *ifname, uint16_t *vid);
 
     struct ibv_device **(*get_device_list)(int *num_devices);
     void (*free_device_list)(struct ibv_device **list);
@@ -35,7 +43,8 @@ struct ibvp_verbs {
 
     struct ibv_pd *(*alloc_pd)(struct ibv_context *context);
     int (*dealloc_pd)(struct ibv_pd *pd);
-    struct ibv_mr *(*reg_mr)(struct ibv_pd *pd, void *addr, size_t length, int access);
+    struct ibv_mr *(*reg_mr_iova2)(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova,
+                                   unsigned int access);
     int (*dereg_mr)(struct ibv_mr *mr);
     struct ibv_comp_channel *(*create_comp_channel)(struct ibv_context *context);
     int (*destroy_comp_channel)(struct ibv_comp_channel *channel);

@@ -8,22 +8,26 @@
 #   tests/hw/ibverbs-loopback.sh [options] ADDRESS
 #     -b DIR     build directory holding tools/speadcast-send and tools/speadcast-recv
 #                (default: build)
-#     -r ADDR    receive on the interface holding ADDR (default: ADDRESS). With a second
-#                port cabled back to the first, use its address: many NICs do not loop a
-#                raw queue pair's multicast back to the sending port's own kernel stack.
+#     -r ADDR    receive on the interface holding ADDR (default: ADDRESS). A ConnectX
+#                loops multicast from a raw queue pair back to its own port's kernel stack
+#                by default, through a slower path (the receiver may then drop packets at
+#                high rates); with /sys/class/net/IF/settings/force_local_lb_disable on,
+#                it does not, and a second port cabled back to the first must receive.
 #     -g GROUP   multicast group (default 239.102.0.1)
 #     -p PORT    UDP port (default 8888)
 #     -n HEAPS   data heaps (default 2000)
 #     -s BYTES   heap size (default 1048576)
-#     -k BYTES   packet size (default 1472; more needs an MTU of at least packet + 28 on
-#                both interfaces: the NIC sends raw frames whatever the MTU, and the
-#                receiving kernel drops longer ones)
+#     -k BYTES   packet size (default 1472). Checked first: packet + 28 (IPv4 and UDP
+#                headers) must fit the MTU of both interfaces. A NIC silently drops a
+#                raw frame longer than its port MTU while reporting the send a success,
+#                and the ibverbs transport refuses to open for such a packet size.
 #     -R GBPS    send rate (default 0 = as fast as possible; use e.g. 5 if the receiver
 #                drops packets, which --verify reports as lost heaps)
 #     -m METHOD  rate method sw, hw or auto (default sw)
 #
 # Exit status: 0 all heaps verified; 1 lost or corrupt heaps, or a tool failed;
-# 77 no RDMA device here (nothing was checked); 2 usage error.
+# 77 no RDMA device here (nothing was checked); 2 usage error, or the packet size
+# does not fit an interface's MTU.
 # Raw packet queue pairs need CAP_NET_RAW: run as root or give the binary the capability.
 set -u
 
@@ -38,7 +42,7 @@ rate=0
 method=sw
 
 usage() {
-    sed -n '7,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '8,30p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -60,6 +64,25 @@ shift $((OPTIND - 1))
 [ $# -eq 1 ] || usage
 addr=$1
 [ -n "$raddr" ] || raddr=$addr
+
+# The MTU first: a frame over it is dropped by the NIC although its send completes.
+for a in "$addr" "$raddr"; do
+    ifname=$(ip -o -4 addr show 2>/dev/null | awk -v a="$a" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }')
+    if [ -z "$ifname" ]; then
+        echo "ibverbs-loopback: $a is not an IPv4 address of any interface here" >&2
+        exit 1
+    fi
+    mtu=$(cat "/sys/class/net/${ifname%%:*}/mtu" 2>/dev/null)
+    if [ -z "$mtu" ]; then
+        echo "ibverbs-loopback: cannot read the MTU of $ifname" >&2
+        exit 1
+    fi
+    if [ $((packet + 28)) -gt "$mtu" ]; then
+        echo "ibverbs-loopback: packet size $packet + 28 exceeds the MTU $mtu of $ifname ($a): use -k $((mtu - 28)) or raise the MTU" >&2
+        exit 2
+    fi
+    echo "MTU of $ifname ($a): $mtu"
+done
 
 send=$build/tools/speadcast-send
 recv=$build/tools/speadcast-recv

@@ -1,6 +1,8 @@
-/* The simulated RDMA NIC (simdev.h). */
-#include "simdev.h"
+/* The simulated RDMA NIC (simdev.h): the host, devices, verbs objects and the API of
+ * simdev.h; the data path is in simdev_datapath.c. */
+#include "simdev_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -14,93 +16,29 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SIM_MAX_SGE 32
+struct sim_state sim;
 
-struct sim_wr {
-    uint64_t wr_id;
-    uint64_t seq;
-    uint64_t ready_ns;
-    unsigned send_flags;
-    int num_sge;
-    struct ibv_sge sge[SIM_MAX_SGE];
-};
-
-struct sim_ctx {
-    struct ibv_context ctx;
-    int dev;              /* index in the device list */
-};
-
-struct sim_mr {
-    struct ibv_mr mr;
-    struct sim_mr *next;
-};
-
-struct sim_cq {
-    struct ibv_cq cq;
-    struct ibv_wc *wc;    /* ring of cqe entries */
-    size_t head, len;
-    bool armed;
-    unsigned unacked;
-    struct sim_cq *next;
-};
-
-struct sim_qp {
-    struct ibv_qp qp;
-    uint64_t err_ns;      /* when it entered the error state */
-    uint32_t max_wr, max_sge;
-    struct sim_wr *q;     /* ring of max_wr requests */
-    size_t head, len;
-    struct sim_qp *next;
-};
-
-static struct {
-    bool installed;
-    struct simdev_config cfg;
-    struct ibv_device devs[2];
-    struct ibv_device *list[3];
-    int n_devs;
-    int owner;            /* index of the device owning the interface */
-    struct sim_mr *mrs;
-    struct sim_qp *qps;
-    struct sim_qp *orphans; /* destroyed with requests still to flush (flush_delay) */
-    struct sim_cq *cqs;
-    int live;
-    uint64_t seq;
-    uint64_t fail_seq;
-    enum ibv_wc_status fail_status;
-    uint64_t post_fail_seq;
-    int post_fail_err;
-    uint64_t delay_ns;
-    uint64_t flush_delay_ns;
-    bool stall;
-    bool poll_fails;
-    uint32_t next_key, next_qpn;
-    struct simdev_frame *frames;
-    size_t n_frames, cap_frames;
-    struct simdev_stats st;
-} sim;
-
-static uint64_t mono_ns(void)
+uint64_t simdev_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void enter_error(struct sim_qp *q, uint64_t now)
+void enter_error(struct sim_qp *q, uint64_t now)
 {
     if (q->qp.state != IBV_QPS_ERR)
         q->err_ns = now;
     q->qp.state = IBV_QPS_ERR;
 }
 
-static void free_qp(struct sim_qp *q)
+void free_qp(struct sim_qp *q)
 {
     free(q->q);
     free(q);
 }
 
-static void violation(const char *fmt, ...)
+void violation(const char *fmt, ...)
 {
     if (!sim.st.violations++) {
         va_list ap;
@@ -118,9 +56,10 @@ void simdev_default_config(struct simdev_config *c)
         .ip = {10, 8, 0, 2},
         .mac = {0x02, 0x5e, 0, 0, 0, 0x02},
         .ifindex = 7,
-        .max_sge = 4,
-        .max_qp_wr = 8192,
-        .max_cqe = 65536,
+        .max_sge = 30,
+        .max_qp_wr = 32768,
+        .max_cqe = 4194303,
+        .mtu = 1500,
         .num_comp_vectors = 4,
         .max_frame = 9014,
     };
@@ -196,12 +135,17 @@ void simdev_set_stall(bool on)
 void simdev_qp_error(void)
 {
     for (struct sim_qp *q = sim.qps; q; q = q->next)
-        enter_error(q, mono_ns());
+        enter_error(q, simdev_now_ns());
 }
 
 void simdev_set_poll_fails(bool on)
 {
     sim.poll_fails = on;
+}
+
+void simdev_set_rate_limit_errno(int err)
+{
+    sim.cfg.rate_limit_errno = err;
 }
 
 void simdev_set_flush_delay_ns(uint64_t ns)
@@ -251,28 +195,36 @@ struct sim_ifa {
 
 static int sim_getifaddrs(struct ifaddrs **out)
 {
-    struct sim_ifa *a = calloc(4, sizeof *a);
+    enum { N = 6 };
+    struct sim_ifa *a = calloc(N, sizeof *a);
     if (!a) {
         errno = ENOMEM;
         return -1;
     }
-    const char *names[4] = {"lo", "lo", sim.cfg.ifname, sim.cfg.ifname};
-    for (int i = 0; i < 4; i++) {
-        snprintf(a[i].name, sizeof a[i].name, "%s", names[i]);
+    /* Pairs of (link, IPv4) entries: lo, the interface, its VLAN device. */
+    const int index[3] = {1, sim.cfg.ifindex, SIMDEV_VLAN_IFINDEX};
+    uint8_t ip[3][4] = {{127, 0, 0, 1}, {0}, {0}};
+    memcpy(ip[1], sim.cfg.ip, 4);
+    inet_pton(AF_INET, SIMDEV_VLAN_ADDRESS, ip[2]);
+    for (int i = 0; i < N; i++) {
+        int d = i / 2;
+        if (d == 0)
+            snprintf(a[i].name, sizeof a[i].name, "lo");
+        else
+            snprintf(a[i].name, sizeof a[i].name, d == 1 ? "%s" : "%s.100", sim.cfg.ifname);
         a[i].ifa.ifa_name = a[i].name;
         a[i].ifa.ifa_addr = &a[i].addr.sa;
         a[i].ifa.ifa_flags = IFF_UP;
-        a[i].ifa.ifa_next = i < 3 ? &a[i + 1].ifa : NULL;
+        a[i].ifa.ifa_next = i < N - 1 ? &a[i + 1].ifa : NULL;
         if (i % 2 == 0) {
             a[i].addr.ll.sll_family = AF_PACKET;
-            a[i].addr.ll.sll_ifindex = i == 0 ? 1 : sim.cfg.ifindex;
+            a[i].addr.ll.sll_ifindex = index[d];
             a[i].addr.ll.sll_halen = 6;
-            if (i == 2)
+            if (d > 0)
                 memcpy(a[i].addr.ll.sll_addr, sim.cfg.mac, 6);
         } else {
             a[i].addr.in.sin_family = AF_INET;
-            const uint8_t lo[4] = {127, 0, 0, 1};
-            memcpy(&a[i].addr.in.sin_addr, i == 1 ? lo : sim.cfg.ip, 4);
+            memcpy(&a[i].addr.in.sin_addr, ip[d], 4);
         }
     }
     *out = &a[0].ifa;
@@ -282,6 +234,34 @@ static int sim_getifaddrs(struct ifaddrs **out)
 static void sim_freeifaddrs(struct ifaddrs *ifa)
 {
     free(ifa); /* the first node starts the one block */
+}
+
+/* 0: lo, 1: the interface, 2: its VLAN device, -1: none. */
+static int sim_if_of(const char *name)
+{
+    char vlan[IF_NAMESIZE + 8];
+    snprintf(vlan, sizeof vlan, "%s.100", sim.cfg.ifname);
+    return !strcmp(name, "lo") ? 0 : !strcmp(name, sim.cfg.ifname) ? 1 : !strcmp(name, vlan) ? 2 : -1;
+}
+
+static int sim_if_mtu(const char *name)
+{
+    int d = sim_if_of(name);
+    if (sim.cfg.if_mtu_errno)
+        return -sim.cfg.if_mtu_errno;
+    return d < 0 ? -ENODEV : d == 0 ? 65536 : sim.cfg.mtu;
+}
+
+static int sim_if_vlan(const char *name, uint16_t *vid)
+{
+    int d = sim_if_of(name);
+    if (sim.cfg.if_vlan_errno)
+        return -sim.cfg.if_vlan_errno;
+    if (d < 0)
+        return -ENODEV;
+    if (d == 2)
+        *vid = SIMDEV_VLAN_ID;
+    return d == 2;
 }
 
 /* ---------------------------------------------------------------- devices */
@@ -372,18 +352,21 @@ static int sim_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index
 {
     if (port != 1 || index >= 4)
         return EINVAL;
-    if (index >= 2)
+    bool owner = ctx_of(c)->dev == sim.owner;
+    if (index >= 2 && !owner)
         return ENODATA;
     memset(e, 0, sizeof *e);
     e->gid_index = index;
     e->port_num = port;
     e->gid_type = IBV_GID_TYPE_ROCE_V2;
-    bool owner = ctx_of(c)->dev == sim.owner;
-    /* The other device: a link-local GID on another interface, and another address. */
+    /* The other device: a link-local GID on another interface, and another address.
+     * The owner: entries 0 and 1 on the interface, 2 and 3 on its VLAN device. */
     uint8_t ip[4] = {192, 0, 2, 99};
-    if (owner)
+    if (owner && index < 2)
         memcpy(ip, sim.cfg.ip, 4);
-    if (index == 0) {
+    else if (owner)
+        inet_pton(AF_INET, SIMDEV_VLAN_ADDRESS, ip);
+    if (index % 2 == 0) {
         e->gid.raw[0] = 0xfe;
         e->gid.raw[1] = 0x80;
         memcpy(&e->gid.raw[10], owner ? sim.cfg.mac : (const uint8_t[6]){2, 0, 0, 0, 0, 99}, 6);
@@ -391,7 +374,8 @@ static int sim_query_gid_ex(struct ibv_context *c, uint32_t port, uint32_t index
         e->gid.raw[10] = e->gid.raw[11] = 0xff;
         memcpy(&e->gid.raw[12], ip, 4);
     }
-    e->ndev_ifindex = owner ? (sim.cfg.match_by_gid ? 0 : (uint32_t)sim.cfg.ifindex) : 99;
+    uint32_t ndev = index < 2 ? (uint32_t)sim.cfg.ifindex : SIMDEV_VLAN_IFINDEX;
+    e->ndev_ifindex = owner ? (sim.cfg.match_by_gid ? 0 : ndev) : 99;
     return 0;
 }
 
@@ -436,9 +420,12 @@ static int sim_dealloc_pd(struct ibv_pd *pd)
     return 0;
 }
 
-static struct ibv_mr *sim_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access)
+static struct ibv_mr *sim_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len,
+                                      uint64_t iova, unsigned int access)
 {
-    (void)access;
+    sim.st.last_mr_access = access;
+    if (access & IBV_ACCESS_RELAXED_ORDERING)
+        sim.st.mrs_relaxed++;
     if (!addr || !len) {
         errno = EINVAL;
         return NULL;
@@ -452,6 +439,7 @@ static struct ibv_mr *sim_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int 
     m->mr.pd = pd;
     m->mr.addr = addr;
     m->mr.length = len;
+    m->iova = iova;
     m->mr.lkey = sim.next_key;
     m->mr.rkey = sim.next_key;
     sim.next_key += 0x101;
@@ -490,16 +478,6 @@ static struct ibv_comp_channel *sim_create_comp_channel(struct ibv_context *c)
     }
     sim.live++;
     return ch;
-}
-
-static struct sim_cq *cq_of(struct ibv_cq *cq)
-{
-    return (struct sim_cq *)(void *)cq;
-}
-
-static struct sim_qp *qp_of(struct ibv_qp *qp)
-{
-    return (struct sim_qp *)(void *)qp;
 }
 
 static int sim_destroy_comp_channel(struct ibv_comp_channel *ch)
@@ -581,16 +559,31 @@ static struct ibv_qp *sim_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     if (a->qp_type != IBV_QPT_RAW_PACKET || !a->send_cq || !a->recv_cq ||
-        a->cap.max_send_sge > sim.cfg.max_sge || a->cap.max_send_sge > SIM_MAX_SGE ||
-        a->cap.max_send_sge < 1 || a->cap.max_send_wr > sim.cfg.max_qp_wr ||
-        a->cap.max_send_wr < 1) {
+        a->cap.max_send_sge > SIM_MAX_SGE || a->cap.max_send_sge < 1 || a->cap.max_send_wr < 1) {
         violation("create_qp: type %d, %u SGEs, %u requests", (int)a->qp_type,
                   a->cap.max_send_sge, a->cap.max_send_wr);
         errno = EINVAL;
         return NULL;
     }
+    sim.st.qp_max_sge = a->cap.max_send_sge;
+    sim.st.qp_max_wr = a->cap.max_send_wr;
+    sim.st.qp_max_recv_wr = a->cap.max_recv_wr;
+    /* mlx5: the queue is sized in 64-byte blocks, a power of two of bytes in all. */
+    uint64_t wqe = (SIM_WQE_BASE + SIM_WQE_PER_SGE * a->cap.max_send_sge + SIM_WQEBB - 1) /
+                   SIM_WQEBB * SIM_WQEBB;
+    uint64_t bytes = 1;
+    while (bytes < (uint64_t)a->cap.max_send_wr * wqe)
+        bytes <<= 1;
+    uint32_t limit = sim.cfg.sq_wqebb_limit ? sim.cfg.sq_wqebb_limit : sim.cfg.max_qp_wr;
+    if (a->cap.max_send_sge > sim.cfg.max_sge || bytes / SIM_WQEBB > limit) {
+        sim.st.qps_refused++;
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t granted = (uint32_t)(bytes / wqe);
+    a->cap.max_send_wr = granted;
     struct sim_qp *q = calloc(1, sizeof *q);
-    if (!q || !(q->q = calloc(a->cap.max_send_wr, sizeof *q->q))) {
+    if (!q || !(q->q = calloc(granted, sizeof *q->q))) {
         free(q);
         errno = ENOMEM;
         return NULL;
@@ -602,14 +595,13 @@ static struct ibv_qp *sim_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     q->qp.qp_num = sim.next_qpn++;
     q->qp.state = IBV_QPS_RESET;
     q->qp.qp_type = IBV_QPT_RAW_PACKET;
-    q->max_wr = a->cap.max_send_wr;
+    q->max_wr = granted;
     q->max_sge = a->cap.max_send_sge;
     q->next = sim.qps;
     sim.qps = q;
     sim.live++;
     sim.st.qps_created++;
-    sim.st.qp_max_sge = q->max_sge;
-    sim.st.qp_max_wr = q->max_wr;
+    sim.st.qp_granted_wr = granted;
     return &q->qp;
 }
 
@@ -622,7 +614,7 @@ static int sim_destroy_qp(struct ibv_qp *qp)
             sim.live--;
             if (q->len && sim.flush_delay_ns) {
                 /* A device that finishes flushing after the queue pair is gone. */
-                enter_error(q, mono_ns());
+                enter_error(q, simdev_now_ns());
                 q->next = sim.orphans;
                 sim.orphans = q;
                 return 0;
@@ -655,306 +647,45 @@ static int sim_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
                   (unsigned)a->port_num);
         return EINVAL;
     }
-    if (to == IBV_QPS_RESET)
+    if (to == IBV_QPS_RESET) {
         q->len = 0;
+        q->busy = q->uncovered = 0;
+        q->csum_ok = false;
+    }
+    if (to == IBV_QPS_INIT)
+        q->csum_ok = sim.cfg.raw_ip_csum; /* mlx5 caches the port's offloads here */
     if (to == IBV_QPS_ERR)
-        enter_error(q, mono_ns());
+        enter_error(q, simdev_now_ns());
     qp->state = to;
     return 0;
 }
 
 static int sim_modify_qp_rate_limit(struct ibv_qp *qp, struct ibv_qp_rate_limit_attr *a)
 {
-    (void)qp;
     sim.st.rate_limit_calls++;
     if (!sim.cfg.pacing_max_kbps || !sim.cfg.pacing_raw_qp)
         return EOPNOTSUPP;
+    if (qp->state != IBV_QPS_RTS) {
+        violation("modify_qp_rate_limit in queue pair state %d (only RTS)", (int)qp->state);
+        return EINVAL;
+    }
     if (sim.cfg.rate_limit_errno)
         return sim.cfg.rate_limit_errno;
     if (a->rate_limit && (a->rate_limit < sim.cfg.pacing_min_kbps ||
                           a->rate_limit > sim.cfg.pacing_max_kbps))
         return EINVAL;
-    if ((a->max_burst_sz || a->typical_pkt_sz) && !sim.cfg.pacing_burst)
+    if ((a->max_burst_sz && !sim.cfg.pacing_burst) || (a->typical_pkt_sz && !sim.cfg.pacing_typical))
         return EINVAL;
     sim.st.rate_limit = *a;
     sim.st.rate_limit_set++;
     return 0;
 }
 
-/* ---------------------------------------------------------------- the data path */
-
-static void push_cqe(struct sim_cq *cq, const struct ibv_wc *wc)
-{
-    if (cq->len == (size_t)cq->cq.cqe) {
-        violation("completion queue overflow (%d entries)", cq->cq.cqe);
-        return;
-    }
-    cq->wc[(cq->head + cq->len) % (size_t)cq->cq.cqe] = *wc;
-    cq->len++;
-    sim.st.cqes++;
-}
-
-static enum ibv_wc_status check_sges(const struct sim_qp *q, const struct sim_wr *w, size_t *len)
-{
-    *len = 0;
-    for (int i = 0; i < w->num_sge; i++) {
-        const struct ibv_sge *s = &w->sge[i];
-        const struct sim_mr *m = sim.mrs;
-        for (; m; m = m->next) {
-            uintptr_t a = (uintptr_t)m->mr.addr;
-            if (m->mr.lkey == s->lkey && m->mr.pd == q->qp.pd && s->addr >= a &&
-                s->addr + s->length <= a + m->mr.length)
-                break;
-        }
-        if (!m) {
-            sim.st.lkey_errors++;
-            return IBV_WC_LOC_PROT_ERR;
-        }
-        *len += s->length;
-    }
-    return *len > sim.cfg.max_frame ? IBV_WC_LOC_LEN_ERR : IBV_WC_SUCCESS;
-}
-
-static void record_frame(const struct sim_wr *w, size_t len)
-{
-    if (sim.n_frames == sim.cap_frames) {
-        size_t cap = sim.cap_frames ? 2 * sim.cap_frames : 256;
-        struct simdev_frame *f = realloc(sim.frames, cap * sizeof *f);
-        if (!f) {
-            violation("simulator out of memory");
-            return;
-        }
-        sim.frames = f;
-        sim.cap_frames = cap;
-    }
-    struct simdev_frame *f = &sim.frames[sim.n_frames];
-    memset(f, 0, sizeof *f);
-    if (!(f->data = malloc(len ? len : 1))) {
-        violation("simulator out of memory");
-        return;
-    }
-    size_t off = 0;
-    for (int i = 0; i < w->num_sge; i++) {
-        memcpy(f->data + off, (const void *)(uintptr_t)w->sge[i].addr, w->sge[i].length);
-        off += w->sge[i].length;
-        f->sge[i] = (struct simdev_sge){w->sge[i].addr, w->sge[i].length, w->sge[i].lkey};
-    }
-    f->len = len;
-    f->seq = w->seq;
-    f->send_flags = w->send_flags;
-    f->num_sge = w->num_sge;
-    sim.n_frames++;
-}
-
-/* Executes the requests of q that are due at now, in order. */
-static void run_qp(struct sim_qp *q, uint64_t now)
-{
-    struct sim_cq *cq = cq_of(q->qp.send_cq);
-    while (q->len) {
-        struct sim_wr *w = &q->q[q->head];
-        enum ibv_wc_status st;
-        size_t len = 0;
-        if (q->qp.state == IBV_QPS_RTS) {
-            if (sim.stall || w->ready_ns > now)
-                break;
-            st = w->seq == sim.fail_seq ? sim.fail_status : check_sges(q, w, &len);
-        } else if (q->qp.state == IBV_QPS_ERR) {
-            if (now < q->err_ns + sim.flush_delay_ns)
-                break;
-            st = IBV_WC_WR_FLUSH_ERR;
-        } else {
-            break;
-        }
-        q->head = (q->head + 1) % q->max_wr;
-        q->len--;
-        sim.st.executed++;
-        if (st == IBV_WC_SUCCESS) {
-            record_frame(w, len);
-        } else {
-            sim.st.wc_errors++;
-            enter_error(q, now);
-        }
-        if ((w->send_flags & IBV_SEND_SIGNALED) || (st != IBV_WC_SUCCESS && st != IBV_WC_WR_FLUSH_ERR)) {
-            struct ibv_wc wc = {.wr_id = w->wr_id, .status = st, .opcode = IBV_WC_SEND,
-                                .qp_num = q->qp.qp_num, .vendor_err = st ? 0x42 : 0};
-            push_cqe(cq, &wc);
-        }
-    }
-}
-
-static void run_cq(struct ibv_cq *cq, uint64_t now)
-{
-    for (struct sim_qp *q = sim.qps; q; q = q->next)
-        if (q->qp.send_cq == cq)
-            run_qp(q, now);
-    for (struct sim_qp **pp = &sim.orphans; *pp;) {
-        struct sim_qp *q = *pp;
-        if (q->qp.send_cq == cq)
-            run_qp(q, now);
-        if (q->len) {
-            pp = &q->next;
-        } else {
-            *pp = q->next;
-            free_qp(q);
-        }
-    }
-}
-
-/* Whether w will queue a completion when it executes. */
-static bool will_complete(const struct sim_qp *q, const struct sim_wr *w)
-{
-    return (w->send_flags & IBV_SEND_SIGNALED) || w->seq == sim.fail_seq ||
-           q->qp.state == IBV_QPS_ERR;
-}
-
-/* For an armed queue: sets the channel's timer to when the next completion is due. */
-static void schedule(struct sim_cq *cq)
-{
-    if (!cq->armed || !cq->cq.channel)
-        return;
-    uint64_t due = UINT64_MAX;
-    for (struct sim_qp *q = sim.qps; q; q = q->next) {
-        if (q->qp.send_cq != &cq->cq)
-            continue;
-        for (size_t i = 0; i < q->len; i++) {
-            const struct sim_wr *w = &q->q[(q->head + i) % q->max_wr];
-            if (q->qp.state == IBV_QPS_RTS && sim.stall)
-                break;
-            if (will_complete(q, w)) {
-                uint64_t t = q->qp.state == IBV_QPS_ERR ? q->err_ns + sim.flush_delay_ns : w->ready_ns;
-                if (t < due)
-                    due = t;
-                break;
-            }
-        }
-    }
-    if (due == UINT64_MAX)
-        return;
-    struct itimerspec its = {{0, 0}, {(time_t)(due / 1000000000u), (long)(due % 1000000000u)}};
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-        its.it_value.tv_nsec = 1;
-    timerfd_settime(cq->cq.channel->fd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
-static int sim_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
-{
-    struct sim_qp *q = qp_of(qp);
-    *bad = NULL;
-    if (qp->state != IBV_QPS_RTS && qp->state != IBV_QPS_ERR) {
-        violation("post_send in queue pair state %d", (int)qp->state);
-        *bad = wr;
-        return EINVAL;
-    }
-    uint64_t now = mono_ns(), n = 0;
-    int rc = 0;
-    bool last_signaled = false;
-    for (struct ibv_send_wr *w = wr; w; w = w->next) {
-        if (sim.seq == sim.post_fail_seq) {
-            rc = sim.post_fail_err;
-            sim.post_fail_seq = UINT64_MAX; /* one shot */
-        } else if (w->num_sge < 1 || (uint32_t)w->num_sge > q->max_sge) {
-            sim.st.sge_refused++;
-            rc = EINVAL;
-        } else if (w->opcode != IBV_WR_SEND) {
-            violation("post_send opcode %d on a raw packet queue pair", (int)w->opcode);
-            rc = EINVAL;
-        } else if (q->len == q->max_wr) {
-            violation("send queue overflow (%u requests)", q->max_wr);
-            rc = ENOMEM;
-        }
-        if (rc) {
-            *bad = w;
-            break;
-        }
-        struct sim_wr *s = &q->q[(q->head + q->len) % q->max_wr];
-        s->wr_id = w->wr_id;
-        s->seq = sim.seq++;
-        s->ready_ns = now + sim.delay_ns;
-        s->send_flags = w->send_flags;
-        s->num_sge = w->num_sge;
-        memcpy(s->sge, w->sg_list, (size_t)w->num_sge * sizeof *s->sge);
-        q->len++;
-        n++;
-        last_signaled = (w->send_flags & IBV_SEND_SIGNALED) != 0;
-        if (last_signaled && w->next)
-            sim.st.chains_mid_signaled++;
-        sim.st.signaled += last_signaled;
-    }
-    if (n) {
-        sim.st.post_calls++;
-        sim.st.wrs_posted += n;
-        if (n > sim.st.max_chain)
-            sim.st.max_chain = n;
-        if (last_signaled && !rc)
-            sim.st.chains_last_signaled++;
-    }
-    schedule(cq_of(qp->send_cq));
-    return rc;
-}
-
-static int sim_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
-{
-    struct sim_cq *q = cq_of(cq);
-    if (sim.poll_fails)
-        return -1;
-    run_cq(cq, mono_ns());
-    int got = 0;
-    while (got < n && q->len) {
-        wc[got++] = q->wc[q->head];
-        q->head = (q->head + 1) % (size_t)cq->cqe;
-        q->len--;
-    }
-    return got;
-}
-
-static int sim_req_notify_cq(struct ibv_cq *cq, int solicited_only)
-{
-    (void)solicited_only;
-    struct sim_cq *q = cq_of(cq);
-    if (!cq->channel) {
-        violation("req_notify_cq on a completion queue without a channel");
-        return EINVAL;
-    }
-    sim.st.arms++;
-    /* What is due already lands before the arming, so it raises no event. */
-    run_cq(cq, mono_ns());
-    q->armed = true;
-    schedule(q);
-    return 0;
-}
-
-static int sim_get_cq_event(struct ibv_comp_channel *ch, struct ibv_cq **cq, void **ctx)
-{
-    uint64_t ticks;
-    if (read(ch->fd, &ticks, sizeof ticks) != (ssize_t)sizeof ticks)
-        return -1; /* errno from read: EAGAIN when nothing is due */
-    for (struct sim_cq *q = sim.cqs; q; q = q->next) {
-        if (q->cq.channel == ch && q->armed) {
-            q->armed = false;
-            q->unacked++;
-            sim.st.events++;
-            *cq = &q->cq;
-            *ctx = q->cq.cq_context;
-            return 0;
-        }
-    }
-    errno = EAGAIN; /* nothing armed: a stale timer */
-    return -1;
-}
-
-static void sim_ack_cq_events(struct ibv_cq *cq, unsigned n)
-{
-    struct sim_cq *q = cq_of(cq);
-    if (n > q->unacked) {
-        violation("ack_cq_events(%u) with %u unacknowledged", n, q->unacked);
-        n = q->unacked;
-    }
-    q->unacked -= n;
-}
-
 static const struct ibvp_verbs sim_verbs = {
     .getifaddrs = sim_getifaddrs,
     .freeifaddrs = sim_freeifaddrs,
+    .if_mtu = sim_if_mtu,
+    .if_vlan = sim_if_vlan,
     .get_device_list = sim_get_device_list,
     .free_device_list = sim_free_device_list,
     .get_device_name = sim_get_device_name,
@@ -966,7 +697,7 @@ static const struct ibvp_verbs sim_verbs = {
     .wc_status_str = sim_wc_status_str,
     .alloc_pd = sim_alloc_pd,
     .dealloc_pd = sim_dealloc_pd,
-    .reg_mr = sim_reg_mr,
+    .reg_mr_iova2 = sim_reg_mr_iova2,
     .dereg_mr = sim_dereg_mr,
     .create_comp_channel = sim_create_comp_channel,
     .destroy_comp_channel = sim_destroy_comp_channel,

@@ -1,24 +1,40 @@
 /* A simulated RDMA NIC behind the ibverbs plugin's verbs table (plugins/ibverbs/ibvp_verbs.h),
  * for tests on machines without one.
  *
- * What it models
- * - Host: getifaddrs lists "lo" (127.0.0.1) and the simulated interface (address, index,
- *   Ethernet address from the config).
+ * What it models (rules from rdma-core's mlx5 provider and the kernel's mlx5/uverbs code,
+ * with a ConnectX-6's limits by default)
+ * - Host: getifaddrs lists "lo" (127.0.0.1), the simulated interface (address, index,
+ *   Ethernet address from the config) and an 802.1Q VLAN device on it ("simeth0.100",
+ *   10.8.100.2, VLAN 100, same Ethernet address). if_mtu gives the config's MTU for both,
+ *   if_vlan names the VLAN device's id.
  * - Devices: the device owning the interface (one Ethernet port; its GID table has an
  *   entry on the interface's net device and the IPv4-mapped GID of its address, or only
- *   the latter with match_by_gid), optionally a second device owning nothing first.
+ *   the latter with match_by_gid, then the same two for the VLAN device), optionally a
+ *   second device owning nothing first.
  * - Objects: contexts, protection domains, memory regions, completion channels (a
  *   timerfd), completion queues, RAW_PACKET queue pairs with the RESET/INIT/RTR/RTS/ERR
  *   state machine, rate limits. Misuse the real device would refuse (wrong state, bad
  *   port, too many SGEs, a full send queue, destroying objects still in use, unacked
  *   events) fails the call and counts as a violation.
+ * - Send queue (mlx5): a raw packet request takes 48 bytes + 16 per SGE, rounded up to
+ *   64-byte blocks; create_qp fails with EINVAL when max_send_sge > max_sge or when
+ *   roundup_pow2(max_send_wr * request size) / 64 > max_qp_wr (blocks, not requests), and
+ *   otherwise grants max_send_wr = that size / request size. A posted request holds its
+ *   place until the completion covering it (its own or a later signalled one of the
+ *   same queue pair) is polled; post_send beyond that fails with ENOMEM.
+ * - IBV_SEND_IP_CSUM: refused (EINVAL) unless the device has IBV_DEVICE_RAW_IP_CSUM and
+ *   the queue pair went to INIT with a port. Rate limits: only in RTS (EINVAL otherwise);
+ *   max_burst_sz and typical_pkt_sz each only with its capability (EINVAL otherwise).
  * - Sending: post_send queues the requests; a request executes when it is due (posting
  *   time + delay) and the queue pair is polled or armed. Executing reads the SGE memory
  *   then (as DMA would, so a slot reused too early shows up as a wrong frame), checks
  *   every lkey and range against the live regions of the queue pair's PD
- *   (IBV_WC_LOC_PROT_ERR otherwise) and records the frame. A failed request puts the
+ *   (IBV_WC_LOC_PROT_ERR otherwise) and records the frame. A frame longer than the
+ *   port MTU + 14 (+ 4 with an 802.1Q tag) is dropped silently with a successful
+ *   completion, as a NIC does. A failed request puts the
  *   queue pair in ERR; later requests are flushed (IBV_WC_WR_FLUSH_ERR). A completion is
- *   queued for signalled requests and for requests that failed other than by flushing.
+ *   queued for signalled requests and for requests that failed other than by flushing
+ *   (with flush_every_wr, for every flushed request too).
  * - Events: an armed completion queue makes the channel fd readable when the next
  *   request that will produce a completion is due (requests already due when it is
  *   armed do not count, as on hardware).
@@ -33,7 +49,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../plugins/ibverbs/ibvp_verbs.h"
+#include "ibvp_verbs.h"
+
+/* The VLAN device on the simulated interface: "<ifname>.100". */
+#define SIMDEV_VLAN_ID 100
+#define SIMDEV_VLAN_IFINDEX 8
+#define SIMDEV_VLAN_ADDRESS "10.8.100.2"
 
 struct simdev_config {
     const char *dev_name;       /* "sim_mlx5_0" */
@@ -46,14 +67,21 @@ struct simdev_config {
     bool no_devices;            /* no RDMA device at all */
     bool list_fails;            /* get_device_list fails with ENOSYS */
     bool infiniband_port;       /* the port's link layer is InfiniBand, not Ethernet */
-    uint32_t max_sge;           /* device limit (default 4) */
-    uint32_t max_qp_wr;         /* default 8192 */
-    int max_cqe;                /* default 65536 */
+    uint32_t max_sge;           /* device limit (default 30, a ConnectX-6) */
+    uint32_t max_qp_wr;         /* 64-byte send-queue blocks (default 32768) */
+    uint32_t sq_wqebb_limit;    /* blocks create_qp really allows, when below max_qp_wr
+                                   (a device whose limit is not what it reports); 0 = no */
+    int max_cqe;                /* default 4194303 */
+    int mtu;                    /* of both interfaces (default 1500) */
+    int if_mtu_errno;           /* if_mtu fails with this (0 = no) */
+    int if_vlan_errno;          /* if_vlan fails with this (0 = no) */
+    bool flush_every_wr;        /* a completion for every flushed request */
     bool raw_ip_csum;           /* IBV_DEVICE_RAW_IP_CSUM */
     uint32_t pacing_min_kbps;   /* packet pacing range; max 0 = no pacing */
     uint32_t pacing_max_kbps;
     bool pacing_raw_qp;         /* pacing supported on RAW_PACKET queue pairs */
-    bool pacing_burst;          /* max_burst_sz / typical_pkt_sz accepted */
+    bool pacing_burst;          /* max_burst_sz accepted */
+    bool pacing_typical;        /* typical_pkt_sz accepted */
     int rate_limit_errno;       /* modify_qp_rate_limit fails with this (0 = no) */
     int num_comp_vectors;       /* default 4 */
     int create_qp_errno;        /* create_qp fails with this (e.g. EPERM) */
@@ -70,6 +98,10 @@ void simdev_uninstall(void);
 
 /* The table to put behind the plugin. */
 const struct ibvp_verbs *simdev_verbs(void);
+
+/* The simulator's clock (CLOCK_MONOTONIC, ns): when requests are due. A test gives the
+ * plugin the same clock (svc->clock_ns). */
+uint64_t simdev_now_ns(void);
 
 /* ---------------------------------------------------------------- faults */
 
@@ -93,6 +125,8 @@ void simdev_qp_error(void);
 void simdev_set_flush_delay_ns(uint64_t ns);
 /* While on, poll_cq fails (returns -1), as for a completion queue in error. */
 void simdev_set_poll_fails(bool on);
+/* From now on modify_qp_rate_limit fails with err (0 = no longer). */
+void simdev_set_rate_limit_errno(int err);
 
 /* ---------------------------------------------------------------- observations */
 
@@ -135,7 +169,14 @@ struct simdev_stats {
     int cq_channel;            /* whether it has a channel */
     int cq_size;
     uint32_t qp_max_sge;       /* cap.max_send_sge of the last queue pair made */
-    uint32_t qp_max_wr;
+    uint32_t qp_max_wr;        /* cap.max_send_wr it asked for */
+    uint32_t qp_granted_wr;    /* cap.max_send_wr granted (what the queue holds) */
+    uint32_t qp_max_recv_wr;   /* cap.max_recv_wr it asked for */
+    uint64_t qps_refused;      /* create_qp calls refused for the send-queue size */
+    uint64_t sq_full;          /* post_send refused for a full send queue (ENOMEM) */
+    uint64_t mtu_dropped;      /* frames dropped for exceeding the MTU (completed OK) */
+    unsigned last_mr_access;   /* access flags of the last memory registered */
+    uint64_t mrs_relaxed;      /* registrations with IBV_ACCESS_RELAXED_ORDERING */
     uint64_t violations;       /* misuse the device refused or would have refused */
     char first_violation[256];
 };

@@ -1,24 +1,26 @@
 /* The ibverbs transport against a simulated RDMA NIC (tests/ibverbs/simdev.h), and the
  * real plugin module failing cleanly on a host without one.
  *
- * How the simulated device gets behind the plugin: this file compiles
- * plugins/ibverbs/ibverbs.c a second time with SPC_IBV_TESTING, which leaves out the
- * libibverbs wrappers and makes the plugin's one verbs table (ibvp_verbs_table) a
- * variable the tests set to the simulator's. The built module has no such hook: it
- * exports only its entry point and always uses libibverbs. The tests drive the plugin's
- * ops directly with their own core-services table, so every completion, status and
- * error text is observable; frames are checked byte for byte against spc_frame_write
- * (the pcap plugin's frame builder) and decoded back into heaps.
+ * How the simulated device gets behind the plugin: this test links the plugin's object
+ * library (every file of plugins/ibverbs but module.c, which holds the libibverbs table
+ * and the entry point) and defines ibvp_verbs_in_use() itself, returning the simulator's
+ * table. The built module has no such hook: its module.c always returns libibverbs. The
+ * tests drive the plugin's ops directly with their own core-services table, so every
+ * completion, status and error text is observable; frames are checked byte for byte
+ * against spc_frame_write (the pcap plugin's frame builder) and decoded back into heaps.
  */
-#if __has_include(<infiniband/verbs.h>)
+#ifdef SPC_HAVE_IBVERBS_OBJECTS
 
-#define SPC_IBV_TESTING 1
-#include "../../plugins/ibverbs/ibverbs.c"
-#include "../ibverbs/simdev.c"
+#include "ibvp.h"
+#include "simdev.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "speadcast/speadcast.h"
@@ -28,6 +30,12 @@
 #define MPS 1472
 
 /* ------------------------------------------------------------ harness */
+
+/* The plugin's verbs table (ibvp.h): the simulator, installed by h_open. */
+const struct ibvp_verbs *ibvp_verbs_in_use(void)
+{
+    return simdev_verbs();
+}
 
 struct rec {
     int status;
@@ -77,13 +85,6 @@ static void h_set_error(struct spc_transport *t, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t h_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void h_set_hw_paced(struct spc_transport *t, bool hw_paced)
 {
     cr_assert_eq(t, &H.p->base);
@@ -110,7 +111,7 @@ static void h_init(void)
         .log = h_log,
         .vlog = h_vlog,
         .set_error = h_set_error,
-        .clock_ns = h_clock,
+        .clock_ns = simdev_now_ns,
         .complete = h_complete,
         .strerror = spc_strerror,
         .packet_parse = spc_packet_parse,
@@ -170,7 +171,6 @@ TestSuite(ibverbs_sim, .init = h_init, .fini = h_fini);
 static int h_open(void)
 {
     simdev_install(&H.cfg);
-    ibvp_verbs_table = simdev_verbs();
     H.p = calloc(1, ibvp_descriptor.object_size);
     cr_assert_not_null(H.p);
     H.p->base = (struct spc_transport){.struct_size = sizeof(struct spc_transport),
@@ -198,6 +198,7 @@ static void h_close(void)
     H.p = NULL;
     cr_expect_eq(simdev_live_objects(), 0, "close left verbs objects open");
     cr_expect_eq(simdev_stats()->violations, 0, "device misuse: %s", simdev_stats()->first_violation);
+    cr_expect_eq(simdev_stats()->mtu_dropped, 0, "frames the port dropped for the MTU");
 }
 
 /* Packets to send: tx entries whose tokens are H.recs entries. */
@@ -753,9 +754,9 @@ Test(ibverbs_sim, stalled_device_times_out)
         add_tx(s, iov, 1, 100, 0);
     simdev_set_stall(true);
     cr_assert_eq(send_range(s, 0, 3), 0);
-    uint64_t t0 = h_clock();
+    uint64_t t0 = simdev_now_ns();
     cr_assert_eq(h_flush(), 0);
-    uint64_t dt = h_clock() - t0;
+    uint64_t dt = simdev_now_ns() - t0;
     cr_expect_geq(dt, 90000000u);
     cr_expect_lt(dt, 3000000000u);
     for (size_t i = 0; i < 3; i++)
@@ -852,10 +853,10 @@ Test(ibverbs_sim, waits_on_the_completion_channel)
     struct iovec iov[1] = {{d, 500}};
     for (int i = 0; i < 24; i++)
         add_tx(s, iov, 1, 500, 0);
-    uint64_t t0 = h_clock();
+    uint64_t t0 = simdev_now_ns();
     cr_assert_eq(send_range(s, 0, 24), 0);
     cr_assert_eq(h_flush(), 0);
-    uint64_t dt = h_clock() - t0;
+    uint64_t dt = simdev_now_ns() - t0;
     expect_all_status(s, 0);
     cr_expect_geq(dt, 10000000u, "24 packets through 4 slots, each due 2 ms after posting");
     cr_expect_gt(simdev_stats()->events, 0, "slept on the channel");
@@ -876,13 +877,13 @@ Test(ibverbs_sim, channel_fd_signals_completions)
     struct iovec iov[1] = {{d, 500}};
     for (int i = 0; i < 4; i++)
         add_tx(s, iov, 1, 500, 0);
-    uint64_t t0 = h_clock();
+    uint64_t t0 = simdev_now_ns();
     cr_assert_eq(send_range(s, 0, 4), 0);
     cr_expect_eq(ibvp_descriptor.ops->poll(&H.p->base), 0);
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     cr_expect_eq(poll(&pfd, 1, 0), 0, "readable before anything completed");
     cr_assert_eq(poll(&pfd, 1, 2000), 1, "the fd never became readable");
-    cr_expect_geq(h_clock() - t0, 95000000u);
+    cr_expect_geq(simdev_now_ns() - t0, 95000000u);
     int got = 0;
     for (int i = 0; i < 100 && got < 4; i++)
         got += ibvp_descriptor.ops->poll(&H.p->base);
@@ -938,6 +939,7 @@ Test(ibverbs_sim, hw_pacing_when_the_device_supports_it)
     H.cfg.pacing_max_kbps = 100000000;
     H.cfg.pacing_raw_qp = true;
     H.cfg.pacing_burst = true;
+    H.cfg.pacing_typical = true;
     H.params.rate_method = SPC_RATE_METHOD_HW;
     H.params.rate = 125e6;
     h_must_open();
@@ -978,7 +980,7 @@ Test(ibverbs_sim, hw_pacing_withdrawn_when_a_new_queue_pair_refuses_it)
     h_must_open();
     cr_assert(H.p->hw_rate);
     cr_assert(H.hw_paced);
-    sim.cfg.rate_limit_errno = EPERM; /* (this file includes the simulator) */
+    simdev_set_rate_limit_errno(EPERM);
     simdev_fail_wr(0, IBV_WC_GENERAL_ERR);
     struct pkts *s = pkts_new();
     uint8_t *d = pattern(100, 1);
@@ -1026,10 +1028,10 @@ static double timed_send(void)
     struct iovec iov[1] = {{d, 1000}};
     for (int i = 0; i < 100; i++)
         add_tx(s, iov, 1, 1000, 0);
-    uint64_t t0 = h_clock();
+    uint64_t t0 = simdev_now_ns();
     cr_assert_eq(send_range(s, 0, 100), 0);
     cr_assert_eq(h_flush(), 0);
-    double dt = (double)(h_clock() - t0) / 1e9;
+    double dt = (double)(simdev_now_ns() - t0) / 1e9;
     expect_all_status(s, 0);
     free(d);
     pkts_free(s);
@@ -1167,6 +1169,13 @@ Test(ibverbs_sim, unicast_endpoint_refused)
                       "udp transport");
 }
 
+Test(ibverbs_sim, interface_address_not_ipv4)
+{
+    H.o.interface_address = "::1";
+    expect_open_fails(-SPC_ECONFIG, "cannot resolve interface_address \"::1\" to an IPv4 address",
+                      NULL);
+}
+
 Test(ibverbs_sim, address_of_no_interface)
 {
     H.o.interface_address = "10.9.9.9";
@@ -1286,6 +1295,185 @@ Test(ibverbs_sim, random_heaps_round_trip)
     pkts_free(s);
 }
 
+/* ------------------------------------------------------------ a real ConnectX (issue 18) */
+
+/* Sends n 100-byte packets and expects every one sent. */
+static void send_small(size_t n)
+{
+    struct pkts *s = pkts_new();
+    uint8_t *d = pattern(100, 5);
+    struct iovec iov[1] = {{d, 100}};
+    for (size_t i = 0; i < n; i++)
+        add_tx(s, iov, 1, 100, 0);
+    cr_assert_eq(send_range(s, 0, n), 0);
+    cr_assert_eq(h_flush(), 0);
+    expect_all_status(s, 0);
+    cr_expect_eq(simdev_n_frames(), n);
+    free(d);
+    pkts_free(s);
+}
+
+/* 64 MiB of 1536-byte slots would be 43690 requests: with 16 SGEs each (320 bytes, five
+ * blocks) mlx5 refuses anything above 6553 on a ConnectX-6 (32768 blocks). Four SGEs (two
+ * blocks) fit 16384; the buffer is cut to what the queue holds. */
+Test(ibverbs_sim, send_queue_sized_in_wqe_blocks)
+{
+    H.o.buffer_size = 64u << 20;
+    h_must_open();
+    const struct simdev_stats *st = simdev_stats();
+    cr_expect_eq(st->qps_refused, 0);
+    cr_expect_eq(st->qp_max_sge, 4, "four entries per request, as spead2");
+    cr_expect_eq(st->qp_max_wr, 16384);
+    cr_expect_eq(H.p->n_slots, 16384);
+    cr_expect_eq(H.warnings, 1);
+    cr_expect(strstr(H.warning, "16384"), "%s", H.warning);
+    send_small(3000);
+    h_close();
+}
+
+/* A device whose send queue is smaller than max_qp_wr says: the queue pair is made
+ * smaller, with a warning, and never holds more than it was granted. */
+Test(ibverbs_sim, send_queue_falls_back_to_a_smaller_one)
+{
+    H.cfg.sq_wqebb_limit = 1024;
+    H.o.buffer_size = 4u << 20; /* 2730 slots */
+    h_must_open();
+    const struct simdev_stats *st = simdev_stats();
+    cr_expect_eq(st->qps_created, 1);
+    cr_expect_eq(st->qp_max_wr, 512, "halved until the device took it");
+    cr_expect_geq(st->qps_refused, 1);
+    cr_expect_eq(H.warnings, 1);
+    cr_expect(strstr(H.warning, "512"), "%s", H.warning);
+    send_small(3000);
+    cr_expect_eq(simdev_stats()->sq_full, 0);
+    h_close();
+}
+
+Test(ibverbs_sim, packets_beyond_the_interface_mtu_refused_at_open)
+{
+    H.params.max_packet_size = 8872;
+    expect_open_fails(-EMSGSIZE, "MTU 1500", "1472");
+    cr_expect(strstr(H.error, "simeth0"), "%s", H.error);
+}
+
+Test(ibverbs_sim, jumbo_frames_with_a_jumbo_mtu)
+{
+    H.cfg.mtu = 9000;
+    H.params.max_packet_size = 8972;
+    h_must_open();
+    struct pkts *s = pkts_new();
+    uint8_t *d = pattern(8972, 3);
+    struct iovec iov[1] = {{d, 8972}};
+    add_tx(s, iov, 1, 8972, 0);
+    cr_assert_eq(send_range(s, 0, 1), 0);
+    cr_assert_eq(h_flush(), 0);
+    expect_all_status(s, 0);
+    cr_expect_eq(simdev_n_frames(), 1);
+    h_close();
+    free(d);
+    pkts_free(s);
+}
+
+Test(ibverbs_sim, unreadable_mtu_fails_open)
+{
+    H.cfg.if_mtu_errno = ENOTTY;
+    expect_open_fails(-ENOTTY, "cannot read the MTU of interface simeth0", NULL);
+}
+
+Test(ibverbs_sim, unanswered_vlan_query_fails_open)
+{
+    H.cfg.if_vlan_errno = ENODEV;
+    expect_open_fails(-ENODEV, "cannot tell whether interface simeth0 is a VLAN device", NULL);
+}
+
+Test(ibverbs_sim, vlan_interface_refused)
+{
+    H.o.interface_address = SIMDEV_VLAN_ADDRESS;
+    expect_open_fails(-SPC_ENOTSUP, "simeth0.100", "VLAN 100");
+}
+
+static void pacing_device(void)
+{
+    H.cfg.pacing_min_kbps = 1000;
+    H.cfg.pacing_max_kbps = 100000000;
+    H.cfg.pacing_raw_qp = true;
+    H.params.rate_method = SPC_RATE_METHOD_HW;
+    H.params.rate = 125e6;
+}
+
+Test(ibverbs_sim, rate_limit_burst_covers_a_frame)
+{
+    pacing_device();
+    H.cfg.pacing_burst = H.cfg.pacing_typical = true;
+    H.params.burst_size = 1000;
+    h_must_open();
+    cr_expect_eq(simdev_stats()->rate_limit.max_burst_sz, MPS + HDR);
+    cr_expect_eq(simdev_stats()->rate_limit.typical_pkt_sz, MPS + HDR);
+    h_close();
+}
+
+Test(ibverbs_sim, rate_limit_keeps_the_hint_the_device_takes)
+{
+    pacing_device();
+    H.cfg.pacing_burst = true;
+    h_must_open();
+    cr_expect(H.p->hw_rate);
+    cr_expect_eq(simdev_stats()->rate_limit.max_burst_sz, 65536);
+    cr_expect_eq(simdev_stats()->rate_limit.typical_pkt_sz, 0);
+    h_close();
+}
+
+Test(ibverbs_sim, queue_pair_has_no_receive_queue)
+{
+    h_must_open();
+    cr_expect_eq(simdev_stats()->qp_max_recv_wr, 0);
+    h_close();
+}
+
+Test(ibverbs_sim, memory_registered_with_relaxed_ordering)
+{
+    h_must_open();
+    cr_expect_eq(simdev_stats()->mrs_relaxed, 1, "the slots");
+    cr_expect_eq(simdev_stats()->last_mr_access, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_RELAXED_ORDERING);
+    uint8_t *reg = pattern(4096, 1);
+    void *handle;
+    cr_assert_eq(ibvp_descriptor.ops->register_memory(&H.p->base, reg, 4096, &handle), 0);
+    cr_expect_eq(simdev_stats()->mrs_relaxed, 2, "the application's memory");
+    cr_assert_eq(ibvp_descriptor.ops->deregister_memory(&H.p->base, handle), 0);
+    h_close();
+    free(reg);
+}
+
+/* Every flushed request completes (as the verbs specification has it): the plugin still
+ * completes each packet once. */
+Test(ibverbs_sim, a_completion_for_every_flushed_request)
+{
+    H.cfg.flush_every_wr = true;
+    H.o.buffer_size = 16 * 1536;
+    h_must_open();
+    struct pkts *s = pkts_new();
+    uint8_t *d = pattern(100, 1);
+    struct iovec iov[1] = {{d, 100}};
+    for (int i = 0; i < 12; i++)
+        add_tx(s, iov, 1, 100, 0);
+    simdev_set_stall(true);
+    cr_assert_eq(send_range(s, 0, 10), 0);
+    simdev_qp_error();
+    simdev_set_stall(false);
+    cr_assert_eq(h_flush(), 0);
+    for (size_t i = 0; i < 10; i++) {
+        cr_expect_eq(H.recs[i].n_complete, 1, "packet %zu", i);
+        cr_expect_eq(H.recs[i].status, -EIO, "packet %zu: %d", i, H.recs[i].status);
+    }
+    cr_assert_eq(send_range(s, 10, 2), 0);
+    cr_assert_eq(h_flush(), 0);
+    cr_expect_eq(H.recs[10].status, 0);
+    cr_expect_eq(H.recs[11].status, 0);
+    h_close();
+    free(d);
+    pkts_free(s);
+}
+
 /* ------------------------------------------------------------ the real module */
 
 Test(ibverbs_module, loads_by_name_and_fails_cleanly_without_a_device)
@@ -1326,4 +1514,43 @@ Test(ibverbs_module, unicast_refused_before_looking_for_a_device)
     spc_config_destroy(cfg);
 }
 
-#endif /* libibverbs headers present */
+/* The real module's interface checks on a real interface: a veth device (MTU 1500,
+ * 10.77.0.1) in a network namespace of this test's own, which goes when the test's
+ * process ends. The MTU (SIOCGIFMTU) and VLAN (SIOCGIFVLAN) checks run before the
+ * device search, so no RDMA NIC is needed. Skipped without the privilege to make one. */
+static int open_module_on_veth(size_t max_packet_size, char *err, size_t errlen)
+{
+    char doc[512];
+    snprintf(doc, sizeof doc, "{\"transport\": \"ibverbs\", \"stream\": {\"max_packet_size\": %zu}, "
+             "\"options\": {\"endpoints\": [\"239.1.2.3:7148\"], "
+             "\"interface_address\": \"10.77.0.1\"}}", max_packet_size);
+    struct spc_config *cfg;
+    cr_assert_eq(spc_config_parse(&cfg, doc, err, errlen), 0, "%s", err);
+    struct spc_transport_handle *h = NULL;
+    int rc = spc_transport_handle_open(&h, cfg, err, errlen);
+    cr_expect_null(h);
+    spc_config_destroy(cfg);
+    return rc;
+}
+
+Test(ibverbs_module, reads_the_interface_mtu_before_looking_for_a_device)
+{
+    unsetenv("SPEADCAST_PLUGIN_PATH");
+    if (unshare(CLONE_NEWNET) != 0)
+        cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+    int rc = system("ip link add spcv0 type veth peer name spcv1 >/dev/null 2>&1 && "
+                    "ip addr add 10.77.0.1/24 dev spcv0 && ip link set spcv0 up");
+    if (rc != 0)
+        cr_skip_test("cannot make a veth device in the namespace (ip exit %d)", rc);
+    char err[2048] = "";
+    rc = open_module_on_veth(8872, err, sizeof err);
+    cr_expect_eq(rc, -EMSGSIZE, "%d (%s): %s", rc, spc_strerror(rc), err);
+    cr_expect(strstr(err, "max_packet_size 8872 does not fit the MTU 1500 of interface spcv0"),
+              "%s", err);
+    cr_expect(strstr(err, "1472"), "%s", err);
+    rc = open_module_on_veth(1472, err, sizeof err);
+    cr_expect_eq(rc, -ENODEV, "%d (%s): %s", rc, spc_strerror(rc), err);
+    cr_expect(strstr(err, "no RDMA device owns interface address 10.77.0.1 (spcv0)"), "%s", err);
+}
+
+#endif /* SPC_HAVE_IBVERBS_OBJECTS */
