@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,11 @@
 #define SOL_XDP 283
 #endif
 #define AFX_FILL_SIZE 64u   /* smallest sensible; nothing is ever received */
+/* The kernel frees a closed socket's hold on its queue after an RCU grace period and a
+ * work item, so binding right after a close (a restarted sender, a renewed socket) may
+ * see EBUSY for a moment: binding is retried for this long. */
+#define AFX_BUSY_RETRY_MS 2000
+#define AFX_BUSY_STEP_MS 20
 
 /* libxdp prints warnings to stderr by default; plugins never write there. Its print
  * hook is process-wide, so it is set once; the errors it would print are reported
@@ -68,6 +74,10 @@ static int explain(struct spc_transport *t, const struct afx_xsk_config *c, uint
             t->svc->set_error(t, "%s on %s: %s mode not supported by the driver: %s", step, ifn,
                               mode_name(bind), strerror(-rc));
         return -EOPNOTSUPP;
+    case EBUSY:
+        t->svc->set_error(t, "%s: %s queue %u is in use by another AF_XDP socket (still after "
+                          "%d ms)", step, ifn, (unsigned)c->queue_id, AFX_BUSY_RETRY_MS);
+        return rc;
     case EINVAL:
         if (c->n_queues && c->queue_id >= c->n_queues)
             break;
@@ -113,7 +123,13 @@ static int create_once(struct spc_transport *t, const struct afx_xsk_config *c, 
         .xdp_flags = 0,
         .bind_flags = bind,
     };
-    rc = xsk_socket__create(&x->xsk, c->ifname, c->queue_id, x->umem, NULL, &x->tx, &scfg);
+    for (int waited = 0;; waited += AFX_BUSY_STEP_MS) {
+        rc = xsk_socket__create(&x->xsk, c->ifname, c->queue_id, x->umem, NULL, &x->tx, &scfg);
+        if (rc != -EBUSY || waited >= AFX_BUSY_RETRY_MS)
+            break;
+        const struct timespec step = {0, AFX_BUSY_STEP_MS * 1000000L};
+        nanosleep(&step, NULL);
+    }
     if (rc) {
         x->xsk = NULL;
         afx_xsk_destroy(x);
