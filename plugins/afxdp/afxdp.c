@@ -243,7 +243,7 @@ static int kick(struct afx *p)
         int e = errno;
         if (e == EAGAIN || e == EINTR || e == ENOBUFS) {
             /* more to send (copy mode's per-call budget) or no completion room yet */
-            if (*p->x.tx.consumer == *p->x.tx.producer)
+            if (__atomic_load_n(p->x.tx.consumer, __ATOMIC_ACQUIRE) == *p->x.tx.producer)
                 return 0;
             continue;
         }

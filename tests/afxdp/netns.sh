@@ -19,7 +19,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
   afx_cleanup
-  rm -rf "$tmp"
+  [ -n "${AFX_KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 failures=0
@@ -30,11 +30,12 @@ inB() { ip netns exec "$AFX_B" "$@"; }
 
 afx_make_pair 9000 || { echo "cannot create the veth pair" >&2; exit 1; }
 
-# start_recv NAME ARGS...: speadcast-recv --verify on AFX_IP_B:8888 in B.
+# start_recv NAME ARGS...: speadcast-recv --verify on AFX_IP_B:8888 in B; $rpid is the
+# receiver itself (ip execs it; its own --timeout bounds it), so signals reach it.
 start_recv() {
   local name=$1; shift
   rm -f "$tmp/$name.ready"
-  inB timeout 60 "$T/speadcast-recv" --verify --quiet --timeout 30 --ready-file "$tmp/$name.ready" \
+  ip netns exec "$AFX_B" "$T/speadcast-recv" --verify --quiet --timeout 30 --ready-file "$tmp/$name.ready" \
     "$@" "$AFX_IP_B:8888" >"$tmp/$name.recv" 2>&1 &
   rpid=$!
   pids+=("$rpid")
@@ -121,9 +122,10 @@ done
 
 # ---------------------------------------------------------------- the stack undisturbed
 # While an afxdp socket sends on vxa, no XDP program is attached to vxa and kernel UDP
-# from B to A is received in A.
+# from B to A is received in A. The afxdp stream is endless until SIGINT ends it.
 afx_config "$tmp/long.json" 1472 ', "mode": "copy"'
-inA timeout 60 "$T/speadcast-send" --config "$tmp/long.json" --heaps 400 --heap-size 65536 --rate 0.1 \
+# (Not through inA: $! must be the process that gets the SIGINT, not a subshell.)
+ip netns exec "$AFX_A" timeout 60 "$T/speadcast-send" --config "$tmp/long.json" --heaps -1 --heap-size 65536 --rate 0.1 \
   >"$tmp/long.send" 2>&1 &
 lpid=$!
 pids+=("$lpid")
@@ -145,6 +147,7 @@ else
     fail "stack_undisturbed: $(cat "$tmp/back.recv" "$tmp/back.send")"
   fi
 fi
+kill -INT "$lpid"
 wait "$lpid" || fail "stack_undisturbed: the afxdp sender failed: $(cat "$tmp/long.send")"
 
 # ---------------------------------------------------------------- failures
@@ -205,7 +208,7 @@ inB ip link set vxb down
 wait "$dpid"
 drc=$?
 if [ "$drc" -ne 0 ] && [ "$drc" -ne 124 ] && grep -q "no carrier" "$tmp/down.out"; then
-  pass "stopped_peer: exit $drc: $(grep -m1 -o "vxa is down.*" "$tmp/down.out")"
+  pass "stopped_peer: exit $drc: $(grep -m1 -o "failed: .*" "$tmp/down.out")"
 else
   fail "stopped_peer: exit $drc"; cat "$tmp/down.out" >&2
 fi
