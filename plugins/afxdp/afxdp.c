@@ -27,7 +27,7 @@
  *
  * Errors: while the interface has no carrier (peer stopped, link down) every packet of
  * a send fails at once with -ENETDOWN. When slots stay in flight without progress for
- * AFX_STALL_NS, their packets fail with the last kick error (or -ETIMEDOUT), and the
+ * afx_stall_ns (2 s), their packets fail with the last kick error (or -ETIMEDOUT), and the
  * socket and UMEM are made afresh; only if that fails is the transport dead and every
  * later send returns that error.
  */
@@ -54,8 +54,19 @@
 #define AFX_MAX_FRAGS 8u            /* slots per packet; copy mode allows MAX_SKB_FRAGS */
 #define AFX_REAP_BATCH 256u
 #define AFX_KICK_LIMIT 4096u        /* sendto calls per kick (each sends >= 1 frame) */
-#define AFX_STALL_NS 2000000000ull  /* no completion for this long: the slots are lost */
 #define AFX_NEIGH_TIMEOUT_MS 1000u
+
+/* What tests/afxdp/test_afxdp_faults.c replaces when it compiles this file a second
+ * time with SPC_AFXDP_TESTING: the one system call of the send path, and the time after
+ * which slots without a completion count as lost. In the module both are constant. */
+#ifdef SPC_AFXDP_TESTING
+#define AFX_TESTABLE
+#else
+#define AFX_TESTABLE const
+#endif
+static ssize_t (*AFX_TESTABLE afx_sendto)(int, const void *, size_t, int, const struct sockaddr *,
+                                          socklen_t) = sendto;
+static AFX_TESTABLE uint64_t afx_stall_ns = 2000000000ull;
 
 struct afx_options {
     const char *interface;
@@ -238,7 +249,7 @@ static int kick(struct afx *p)
     for (unsigned i = 0; i < AFX_KICK_LIMIT; i++) {
         if (p->cfg.need_wakeup && !xsk_ring_prod__needs_wakeup(&p->x.tx))
             return 0;
-        if (sendto(p->x.fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
+        if (afx_sendto(p->x.fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
             return 0;
         int e = errno;
         if (e == EAGAIN || e == EINTR || e == ENOBUFS) {
@@ -288,13 +299,13 @@ static int wait_progress(struct afx *p)
         reap(p);
         if (p->n_free != before || p->n_free == p->cfg.frame_count)
             return 0;
-        if (now_ns(p) - p->last_progress_ns > AFX_STALL_NS) {
+        if (now_ns(p) - p->last_progress_ns > afx_stall_ns) {
             int st = p->last_kick_err ? p->last_kick_err : -ETIMEDOUT;
             p->base.svc->set_error(&p->base, "%s queue %u: %u frames unsent for %llu ms (%s); "
                                    "their packets failed and the socket was renewed",
                                    p->ifc.name, (unsigned)p->cfg.queue_id,
                                    (unsigned)(p->cfg.frame_count - p->n_free),
-                                   AFX_STALL_NS / 1000000ull, strerror(-st));
+                                   (unsigned long long)(afx_stall_ns / 1000000u), strerror(-st));
             return renew_socket(p, st);
         }
         if (spin < 64) {
