@@ -7,7 +7,7 @@
 #
 #   tests/afxdp/in-loop.sh BUILD_DIR [VAR=VALUE...] SUITE [ARGS...]
 #
-# Exit 77 (skipped) when not root, without namespaces or without the plugin.
+# Exit 77 (skipped) when not root, without namespaces, the plugin or AF_XDP.
 set -u
 build=$(cd "$1" && pwd)
 shift
@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 afx_require "$build"
 trap afx_cleanup EXIT
 afx_make_loop || { echo "cannot create the veth pair" >&2; exit 1; }
+afx_probe_xdp "$build"
 mac=$(ip -n "$AFX_A" -o link show vxb | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
 # --jobs 1: each test binds vxa's only queue; two at once would find it busy.
 ip netns exec "$AFX_A" env SPC_TEST_AFXDP="vxa $AFX_IP_B $mac" timeout 500 env "$@" \

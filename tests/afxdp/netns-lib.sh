@@ -6,6 +6,7 @@
 #   afx_require BUILD_DIR   exit 77 (ctest: skipped) with the reason unless this can run
 #   afx_make_pair [MTU]     create $AFX_A, $AFX_B and the pair; both ends up
 #   afx_cleanup             delete the namespaces (and with them the pair)
+#   afx_make_loop, afx_probe_xdp, afx_config: below
 AFX_A="spcxa$$"
 AFX_B="spcxb$$"
 AFX_IP_A=10.213.0.1
@@ -57,4 +58,16 @@ afx_make_loop() {
     net.ipv4.conf.vxb.accept_local=1 &&
     ip -n "$AFX_A" addr add "$AFX_IP_A/24" dev vxa && ip -n "$AFX_A" addr add "$AFX_IP_B/24" dev vxb &&
     ip -n "$AFX_A" link set vxa up && ip -n "$AFX_A" link set vxb up && ip -n "$AFX_A" link set lo up
+}
+
+# afx_probe_xdp BUILD_DIR: exit 77 when the kernel has no AF_XDP sockets (one heap sent
+# from vxa in $AFX_A; any other outcome is left to the tests).
+afx_probe_xdp() {
+  local out
+  out=$(ip netns exec "$AFX_A" timeout 30 "$1/tools/speadcast-send" --heaps 1 --heap-size 64 \
+    --config /dev/stdin 2>&1 <<JSON
+{"transport": "afxdp", "options": {"interface": "vxa", "endpoints": ["$AFX_IP_B:9"],
+ "destination_mac": "02:00:00:00:00:02", "mode": "copy"}}
+JSON
+) || case $out in *"no AF_XDP sockets"*) afx_skip "this kernel has no AF_XDP sockets" ;; esac
 }

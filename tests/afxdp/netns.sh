@@ -60,9 +60,7 @@ send_verified() {
 }
 
 # A kernel without AF_XDP skips the whole script rather than failing every case.
-afx_config "$tmp/probe.json" 1472 ', "mode": "copy"'
-inA timeout 30 "$T/speadcast-send" --config "$tmp/probe.json" --heaps 1 --heap-size 64 >"$tmp/probe" 2>&1 ||
-  { grep -q "no AF_XDP sockets" "$tmp/probe" && afx_skip "this kernel has no AF_XDP sockets"; }
+afx_probe_xdp "$build"
 
 # ---------------------------------------------------------------- delivery
 send_verified copy_1472 1472 100 ', "mode": "copy"'
