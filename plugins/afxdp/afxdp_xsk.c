@@ -60,6 +60,11 @@ static int explain(struct spc_transport *t, const struct afx_xsk_config *c, uint
                           "and CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK for the UMEM): %s",
                           step, strerror(-rc));
         return rc;
+    case ENOBUFS:
+        t->svc->set_error(t, "%s: the UMEM of %llu bytes exceeds the locked-memory limit "
+                          "(RLIMIT_MEMLOCK; or grant CAP_IPC_LOCK, or lower frame_count)",
+                          step, (unsigned long long)c->frame_count * c->frame_size);
+        return rc;
     case EAFNOSUPPORT:
         t->svc->set_error(t, "%s: this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS)", step);
         return rc;

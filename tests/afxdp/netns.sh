@@ -182,6 +182,26 @@ if command -v setpriv >/dev/null; then
     { fail "no_permission"; cat "$tmp/noperm.out" >&2; }
 fi
 
+# Unprivileged but with CAP_NET_RAW: a UMEM within RLIMIT_MEMLOCK opens and sends; one
+# beyond it is refused naming the limit.
+if command -v setpriv >/dev/null && command -v prlimit >/dev/null; then
+  for fc in 64 2048; do
+    afx_config "$tmp/caps$fc.json" 1472 ", \"mode\": \"copy\", \"frame_count\": $fc"
+    chmod 644 "$tmp/caps$fc.json"
+    inA prlimit --memlock=1048576:1048576 setpriv --reuid 65534 --regid 65534 --clear-groups \
+      --inh-caps=-all,+net_raw --ambient-caps=+net_raw \
+      timeout 30 "$T/speadcast-send" --config "$tmp/caps$fc.json" --heaps 2 --heap-size 65536 \
+      >"$tmp/caps$fc.out" 2>&1
+    echo "exit $?" >>"$tmp/caps$fc.out"
+  done
+  grep -q "^exit 0" "$tmp/caps64.out" &&
+    pass "net_raw_only: 64 slots (256 KiB) sent with CAP_NET_RAW alone" ||
+    { fail "net_raw_only"; cat "$tmp/caps64.out" >&2; }
+  grep -q "exceeds the locked-memory limit" "$tmp/caps2048.out" && ! grep -q "^exit 0" "$tmp/caps2048.out" &&
+    pass "memlock_limit: $(grep -o 'the UMEM of [0-9]* bytes exceeds[^(]*' "$tmp/caps2048.out")" ||
+    { fail "memlock_limit"; cat "$tmp/caps2048.out" >&2; }
+fi
+
 # A receiver that is stopped (SIGSTOP) does not hold the sender up: UDP has no back
 # pressure, so every heap is handed to the wire and the sender ends on its own.
 start_recv stopped_recv
