@@ -68,11 +68,20 @@ PY
 }
 
 printf "%-9s %6s %12s %8s %11s %14s\n" transport packet packets/s Gb/s "CPU s/GB" "packets/CPU-s"
+declare -A per_cpu
 for size in 1472 8972; do
   for tr in udp udp-nogso afxdp; do
     r=$(run "$tr" "$size") || continue
     read -r pps gbps cpg ppc <<<"$r"
+    per_cpu[$tr$size]=$ppc
     printf "%-9s %6s %12s %8s %11s %14s\n" "$tr" "$size" "$pps" "$gbps" "$cpg" "$ppc"
+  done
+done
+for size in 1472 8972; do
+  for tr in udp udp-nogso; do
+    [ -n "${per_cpu[afxdp$size]:-}" ] && [ -n "${per_cpu[$tr$size]:-}" ] &&
+      echo "packets per CPU second at $size, afxdp / $tr: $(/usr/bin/python3 -c \
+        "print(f'{${per_cpu[afxdp$size]} / ${per_cpu[$tr$size]}:.2f}')")"
   done
 done
 echo "(veth, copy mode: the kernel copies each frame into an skb; $(nproc) CPUs, $(uname -r))"
