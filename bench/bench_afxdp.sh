@@ -50,18 +50,20 @@ JSON
       udp-nogso) args+=(--config "$tmp/nogso.json") ;;
       *) args+=("$AFX_IP_B:8888") ;;
     esac
-    ip netns exec "$AFX_A" /usr/bin/time -f "%U %S" -o "$tmp/cpu" timeout 120 "$send" "${args[@]}" \
-      >"$tmp/out" 2>"$tmp/err" || { echo "$tr $size: $(cat "$tmp/err")" >&2; return 1; }
+    # The sender's CPU time: getrusage of the waited-for children (microseconds).
     local line
-    line=$(/usr/bin/python3 - "$tmp/out" "$tmp/cpu" <<'PY'
-import json, sys
-s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-u, k = map(float, open(sys.argv[2]).read().split()[-2:])
-cpu = max(u + k, 1e-3)
+    line=$(/usr/bin/python3 - ip netns exec "$AFX_A" timeout 120 "$send" "${args[@]}" <<'PY'
+import json, resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+if r.returncode != 0:
+    sys.exit(r.stderr.strip() or f"exit {r.returncode}")
+s = json.loads(r.stdout.strip().splitlines()[-1])
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = max(ru.ru_utime + ru.ru_stime, 1e-6)
 print(f"{s['packets'] / s['seconds']:.0f} {s['gbps']:.2f} {cpu / (s['bytes'] / 1e9):.3f} "
       f"{s['packets'] / cpu:.0f}")
 PY
-)
+) || { echo "bench_afxdp: $tr at $size failed (above)" >&2; return 1; }
     if [ -z "$best" ] || [ "${line%% *}" -gt "${best%% *}" ]; then best=$line; fi
   done
   echo "$best"
