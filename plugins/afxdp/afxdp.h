@@ -23,8 +23,8 @@ struct afx_ifinfo {
  * Errors: -ENODEV (no such interface, text names it), other -errno. */
 int afx_if_query(struct spc_transport *t, const char *ifname, struct afx_ifinfo *out);
 
-/* Resolves host (a name or dotted quad) to an IPv4 address; what names the option in
- * the error text. Errors: -SPC_ECONFIG, -EAGAIN, -ENOMEM. */
+/* Resolves host (a name or dotted quad) to an IPv4 address (spcu_resolve_ipv4); what
+ * names the option in the error text. Errors: those of spcu_resolve_ipv4. */
 int afx_resolve_v4(struct spc_transport *t, const char *what, const char *host,
                    uint8_t out[4]);
 

@@ -1,5 +1,5 @@
 /* The afxdp transport's view of the sending interface: its index, addresses, MTU and
- * queues (ioctls and getifaddrs), IPv4 name resolution, and next-hop Ethernet
+ * queues (ioctls and getifaddrs), IPv4 name resolution (plugins/common), and next-hop Ethernet
  * addresses from the kernel's neighbour table (/proc/net/arp of the caller's network
  * namespace). */
 #include <arpa/inet.h>
@@ -7,7 +7,6 @@
 #include <ifaddrs.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "afxdp.h"
+#include "spcu_net.h"
 
 #define AFX_ATF_COM 0x02 /* neighbour entry complete (ATF_COM of net/if_arp.h) */
 #define AFX_DISCARD_PORT 9
@@ -103,17 +103,12 @@ int afx_if_query(struct spc_transport *t, const char *ifname, struct afx_ifinfo 
 
 int afx_resolve_v4(struct spc_transport *t, const char *what, const char *host, uint8_t out[4])
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) {
+    const char *why = NULL;
+    int rc = spcu_resolve_ipv4(host, out, &why);
+    if (rc < 0)
         t->svc->set_error(t, "cannot resolve %s \"%s\" to an IPv4 address (afxdp frames are "
-                          "IPv4): %s", what, host, gai_strerror(rc));
-        return rc == EAI_AGAIN ? -EAGAIN : rc == EAI_MEMORY ? -ENOMEM : -SPC_ECONFIG;
-    }
-    memcpy(out, &((const struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, 4);
-    freeaddrinfo(res);
-    return 0;
+                          "IPv4): %s", what, host, why ? why : t->svc->strerror(rc));
+    return rc;
 }
 
 /* One pass over /proc/net/arp. Returns 1 and fills mac when ip has a complete entry on

@@ -35,7 +35,7 @@ static void expect_file_equals(const char *file, const char *printed, const char
 Test(schemas, stream)
 {
     char *s;
-    cr_assert_eq(spc_stream_schema(&s), 0);
+    cr_assert_eq(spc_config_document_schema(&s), 0);
     expect_file_equals(SPC_TEST_SOURCE_DIR "/schemas/stream.schema.json", s, "speadcast-info --stream-schema");
     free(s);
 }

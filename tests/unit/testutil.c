@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "speadcast/speadcast.h"
+
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -99,4 +101,39 @@ uint64_t tu_rand(uint64_t *state)
     x ^= x >> 27;
     *state = x;
     return x * 0x2545F4914F6CDD1DULL;
+}
+
+static char *err_slot(void)
+{
+    static _Thread_local char bufs[4][1024];
+    static _Thread_local unsigned next;
+    return bufs[next++ % 4];
+}
+
+const char *tu_item_err(const struct spc_item *item)
+{
+    char *b = err_slot();
+    spc_item_last_error(item, b, 1024);
+    return b;
+}
+
+const char *tu_group_err(const struct spc_item_group *group)
+{
+    char *b = err_slot();
+    spc_item_group_last_error(group, b, 1024);
+    return b;
+}
+
+const char *tu_gen_err(const struct spc_heap_generator *gen)
+{
+    char *b = err_slot();
+    spc_heap_generator_last_error(gen, b, 1024);
+    return b;
+}
+
+const char *tu_handle_err(struct spc_transport_handle *h)
+{
+    char *b = err_slot();
+    spc_transport_handle_last_error(h, b, 1024);
+    return b;
 }

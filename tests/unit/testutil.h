@@ -11,6 +11,16 @@ uint8_t *tu_hex_decode(const char *hex, size_t *len);
 char *tu_read_file(const char *path, size_t *len);
 /* Lower-case hex of a buffer, malloc'd, for readable assertion messages. */
 char *tu_hex_encode(const uint8_t *data, size_t len);
+/* The error detail of an object (its spc_<object>_last_error), in one of a few
+ * rotating per-thread buffers, for assertion messages. */
+struct spc_item;
+struct spc_item_group;
+struct spc_heap_generator;
+struct spc_transport_handle;
+const char *tu_item_err(const struct spc_item *item);
+const char *tu_group_err(const struct spc_item_group *group);
+const char *tu_gen_err(const struct spc_heap_generator *gen);
+const char *tu_handle_err(struct spc_transport_handle *h);
 /* Deterministic PRNG (xorshift64*) for property tests. */
 uint64_t tu_rand(uint64_t *state);
 
