@@ -45,7 +45,8 @@ enum kind {
     K_TCP6,
     K_TCP_SOCKET,
     K_INPROC,
-    K_PCAP
+    K_PCAP,
+    K_AFXDP /* only where SPC_TEST_AFXDP names a veth end (tests/afxdp/conformance.sh) */
 };
 
 struct variant {
@@ -58,6 +59,7 @@ static struct variant variants[] = {
     {"udp-ipv6", K_UDP6},         {"udp-multicast", K_UDP_MCAST},
     {"udp-socket", K_UDP_SOCKET}, {"tcp-ipv4", K_TCP4},     {"tcp-ipv6", K_TCP6},
     {"tcp-socket", K_TCP_SOCKET}, {"inproc", K_INPROC},     {"pcap", K_PCAP},
+    {"afxdp", K_AFXDP},
 };
 #define N_VARIANTS (sizeof variants / sizeof variants[0])
 
@@ -336,6 +338,22 @@ static void rx_setup(struct rx *r, int kind)
                  "[\"239.255.77.1:%d\", \"10.0.0.2:%d\"], \"source_address\": \"10.0.0.1\", "
                  "\"destination_mac\": \"02:00:00:00:00:02\"}}",
                  r->path, PCAP_BASE_PORT, PCAP_BASE_PORT + 1);
+        break;
+    }
+    case K_AFXDP: {
+        /* "IFACE DST_IP DST_MAC": frames leave IFACE and come back to DST_IP, an address
+         * of this namespace on the other end of a veth pair. */
+        const char *env = getenv("SPC_TEST_AFXDP");
+        char ifn[16], ip[16], mac[18];
+        if (!env || sscanf(env, "%15s %15s %17s", ifn, ip, mac) != 3)
+            cr_skip_test("afxdp needs root and a veth pair in a network namespace: ctest "
+                         "afxdp_conformance sets them up and names them in SPC_TEST_AFXDP");
+        for (unsigned i = 0; i < r->n_sub; i++)
+            r->udp_fd[i] = udp_rx_socket(AF_INET, ip, NULL, &port[i]);
+        snprintf(r->json, sizeof r->json,
+                 "{\"transport\": \"afxdp\", %s, \"options\": {\"interface\": \"%s\", "
+                 "\"endpoints\": [\"%s:%u\", \"%s:%u\"], \"destination_mac\": \"%s\", "
+                 "\"mode\": \"copy\"}}", udp_stream, ifn, ip, port[0], ip, port[1], mac);
         break;
     }
     default:
@@ -773,6 +791,9 @@ static void check_heaps(const struct plan *pl, const struct rx *r)
 
 static void run_case(const struct variant *v, int which)
 {
+    const char *only = getenv("SPC_TEST_CONFORMANCE_ONLY");
+    if (only && strcmp(only, v->name))
+        cr_skip_test("SPC_TEST_CONFORMANCE_ONLY=%s: variant %s not run", only, v->name);
     struct rx r;
     rx_setup(&r, v->kind);
     struct plan pl;
