@@ -228,6 +228,8 @@ static int valid_key(const char *s)
     return 1;
 }
 
+static int is_dotted_quad(const char *s);
+
 static int check_table(const struct table *t, size_t options_size, const char *prefix,
                        int depth, char *err, size_t errlen)
 {
@@ -255,6 +257,24 @@ static int check_table(const struct table *t, size_t options_size, const char *p
         uint32_t f = o->flags;
         if ((f & SPC_OPT_REQUIRED) && (f & SPC_OPT_DEFAULT))
             return fail(err, errlen, "%s%s: both required and defaulted", prefix, o->name);
+        if ((f & SPC_OPT_IPV4) && o->type != SPC_OPT_ENDPOINTS && o->type != SPC_OPT_STRING)
+            return fail(err, errlen, "%s%s: SPC_OPT_IPV4 on a type other than endpoints or string",
+                        prefix, o->name);
+        if ((f & SPC_OPT_IPV4) && o->type == SPC_OPT_STRING && (f & SPC_OPT_DEFAULT) &&
+            !is_dotted_quad(o->def.s ? o->def.s : ""))
+            return fail(err, errlen, "%s%s: default is not a dotted-quad IPv4 address", prefix, o->name);
+        if ((f & SPC_OPT_ONE_OF) && (f & SPC_OPT_REQUIRED))
+            return fail(err, errlen, "%s%s: both required and one-of", prefix, o->name);
+        size_t n_one_of = 0;
+        for (size_t j = 0; j < t->n; j++)
+            n_one_of += (opt_at(t, j)->flags & SPC_OPT_ONE_OF) != 0;
+        if ((f & SPC_OPT_ONE_OF) && n_one_of < 2)
+            return fail(err, errlen, "%s%s: the only one-of option of its table", prefix, o->name);
+        if (OPT_HAS(o, item_max_length) && (o->item_min_length || o->item_max_length) &&
+            (o->type != SPC_OPT_STRINGS ||
+             (o->item_max_length && o->item_min_length > o->item_max_length)))
+            return fail(err, errlen, "%s%s: item length bounds on a non-string-list or min above max",
+                        prefix, o->name);
         int ranged = o->type == SPC_OPT_INT || o->type == SPC_OPT_UINT || o->type == SPC_OPT_DOUBLE;
         if ((f & (SPC_OPT_MIN | SPC_OPT_MAX)) && !ranged)
             return fail(err, errlen, "%s%s: bounds on a type without them", prefix, o->name);
@@ -429,6 +449,47 @@ static size_t utf8_length(const char *s)
     return n;
 }
 
+#define HOST_MAX 255 /* bytes of a host name or address (also in ENDPOINT_PATTERN) */
+
+/* A host as the string form allows it (the schema's HOST_PATTERN): an IPv6 address
+ * (hex digits, ':' and '.'; bracketed in the string form) or a name of [A-Za-z0-9._-].
+ * what is the value as written, for the message. */
+static int check_host(const char *h, size_t len, int v6, const char *path, const char *what,
+                      char *err, size_t errlen)
+{
+    if (len == 0)
+        return fail(err, errlen, "%s: \"%s\" has an empty host", path, what);
+    if (len > HOST_MAX)
+        return fail(err, errlen, "%s: host name too long (%zu bytes, at most %d)", path, len, HOST_MAX);
+    for (const char *p = h; p < h + len; p++) {
+        if (v6 ? !!strchr("0123456789abcdefABCDEF:.", *p)
+               : (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                     *p == '.' || *p == '-' || *p == '_')
+            continue;
+        if (v6)
+            return fail(err, errlen, "%s: \"%s\": '%c' cannot appear in an IPv6 address", path, what, *p);
+        return fail(err, errlen,
+                    *p == ':' ? "%s: \"%s\": write an IPv6 address as \"[address]:port\""
+                              : "%s: \"%s\": '%c' cannot appear in a host name",
+                    path, what, *p);
+    }
+    return 0;
+}
+
+/* A dotted-quad IPv4 address, each part 0..255 without leading zeros (IPV4_PATTERN). */
+static int is_dotted_quad(const char *s)
+{
+    for (int part = 0; part < 4; part++) {
+        if (part && *s++ != '.')
+            return 0;
+        size_t nd = strspn(s, "0123456789");
+        if (nd == 0 || nd > 3 || (nd > 1 && *s == '0') || strtoul(s, NULL, 10) > 255)
+            return 0;
+        s += nd;
+    }
+    return *s == '\0';
+}
+
 /* Parses "host:port" / "[v6]:port" with the same rules as the schema pattern. */
 static int parse_endpoint_string(const char *s, const char *path, char *host, size_t hostlen,
                                  unsigned *port, char *err, size_t errlen)
@@ -439,9 +500,8 @@ static int parse_endpoint_string(const char *s, const char *path, char *host, si
         hend = strchr(h, ']');
         if (!hend || hend == h)
             return fail(err, errlen, "%s: \"%s\" has no closing ']' after an IPv6 address", path, s);
-        for (const char *p = h; p < hend; p++)
-            if (!strchr("0123456789abcdefABCDEF:.", *p))
-                return fail(err, errlen, "%s: \"%s\": '%c' cannot appear in an IPv6 address", path, s, *p);
+        if (check_host(h, (size_t)(hend - h), 1, path, s, err, errlen) < 0)
+            return -SPC_ECONFIG;
         colon = hend + 1;
         if (*colon != ':')
             return fail(err, errlen, "%s: \"%s\" needs \":port\" after the address", path, s);
@@ -450,15 +510,8 @@ static int parse_endpoint_string(const char *s, const char *path, char *host, si
         if (!colon)
             return fail(err, errlen, "%s: \"%s\" is not \"host:port\"", path, s);
         hend = colon;
-        if (hend == h)
-            return fail(err, errlen, "%s: \"%s\" has an empty host", path, s);
-        for (const char *p = h; p < hend; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                  *p == '.' || *p == '-' || *p == '_'))
-                return fail(err, errlen,
-                            *p == ':' ? "%s: \"%s\": write an IPv6 address as \"[address]:port\""
-                                      : "%s: \"%s\": '%c' cannot appear in a host name",
-                            path, s, *p);
+        if (check_host(h, (size_t)(hend - h), 0, path, s, err, errlen) < 0)
+            return -SPC_ECONFIG;
     }
     const char *ps = colon + 1;
     size_t nd = strspn(ps, "0123456789");
@@ -508,6 +561,12 @@ static int parse_endpoint(const json_t *v, const char *path, const char **host_o
         return fail(err, errlen, "%s: expected a string, got %s", p, type_name(jh));
     if (!*json_string_value(jh))
         return fail(err, errlen, "%s: empty host", p);
+    /* The object form holds an IPv6 address without brackets: a ':' tells it apart. */
+    const char *hs = json_string_value(jh);
+    if (strlen(hs) != json_string_length(jh))
+        return fail(err, errlen, "%s: string contains a NUL character", p);
+    if (check_host(hs, strlen(hs), strchr(hs, ':') != NULL, p, hs, err, errlen) < 0)
+        return -SPC_ECONFIG;
     join(p, path, "port");
     int64_t port;
     if (json_integral(jp, &port) < 0)
@@ -594,6 +653,8 @@ static int apply_value(const struct table *t, const struct spc_option *o, const 
         int rc = check_count(o, utf8_length(s), path, "characters", err, errlen);
         if (rc < 0)
             return rc;
+        if ((f & SPC_OPT_IPV4) && !is_dotted_quad(s))
+            return fail(err, errlen, "%s: \"%s\" is not a dotted-quad IPv4 address", path, s);
         if (slot) {
             const char *copy = arena_strdup(sk->arena, s);
             if (!copy)
@@ -646,6 +707,9 @@ static int apply_value(const struct table *t, const struct spc_option *o, const 
                 int rc = parse_endpoint(e, p, &host, &port, hostbuf, sizeof hostbuf, err, errlen);
                 if (rc < 0)
                     return rc;
+                if ((f & SPC_OPT_IPV4) && !is_dotted_quad(host))
+                    return fail(err, errlen, "%s: \"%s\" is not a dotted-quad IPv4 address "
+                                "(this transport takes no names and no IPv6)", p, host);
                 if (items) {
                     struct spc_endpoint *E = arena_alloc(sk->arena, sizeof *E);
                     if (!E || !(E->host = arena_strdup(sk->arena, host)))
@@ -657,6 +721,15 @@ static int apply_value(const struct table *t, const struct spc_option *o, const 
             } else {
                 if (!json_is_string(e))
                     return fail(err, errlen, "%s: expected a string, got %s", p, type_name(e));
+                size_t len = json_string_length(e);
+                size_t lo = OPT_HAS(o, item_min_length) ? o->item_min_length : 0;
+                size_t hi = OPT_HAS(o, item_max_length) ? o->item_max_length : 0;
+                if (strlen(json_string_value(e)) != len)
+                    return fail(err, errlen, "%s: string contains a NUL character", p);
+                if (len < lo)
+                    return fail(err, errlen, "%s: %zu bytes, at least %zu required", p, len, lo);
+                if (hi && len > hi)
+                    return fail(err, errlen, "%s: %zu bytes, at most %zu allowed", p, len, hi);
                 if (items && !(items[i] = arena_strdup(sk->arena, json_string_value(e))))
                     return -ENOMEM;
             }
@@ -726,6 +799,27 @@ static int unknown_in_table(const struct table *t, const char *path, const char 
     return unknown_key(err, errlen, path, key, names, n);
 }
 
+/* Exactly one of the table's SPC_OPT_ONE_OF options is given. */
+static int check_one_of(const struct table *t, const json_t *obj, const char *path, char *err,
+                        size_t errlen)
+{
+    char names[256] = "";
+    size_t given = 0, n = 0, off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct spc_option *o = opt_at(t, i);
+        if (!(o->flags & SPC_OPT_ONE_OF))
+            continue;
+        given += obj && json_object_get(obj, o->name);
+        int w = snprintf(names + off, sizeof names - off, "%s%s", n++ ? ", " : "", o->name);
+        if (w > 0 && (size_t)w < sizeof names - off)
+            off += (size_t)w;
+    }
+    if (n == 0 || given == 1)
+        return 0;
+    return fail(err, errlen, "%s: give exactly one of %s (%s)", *path ? path : "(document)", names,
+                given ? "more than one given" : "none given");
+}
+
 /* Checks obj (NULL = absent: defaults) against the table; stores into sk. */
 static int apply_table(const struct table *t, const json_t *obj, const char *path,
                        const struct sink *sk, char *err, size_t errlen)
@@ -756,7 +850,7 @@ static int apply_table(const struct table *t, const json_t *obj, const char *pat
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return sk->partial ? 0 : check_one_of(t, obj, path, err, errlen);
 }
 
 /* ------------------------------------------------------------ the stream section */
@@ -1438,9 +1532,16 @@ int spc_config_to_json(const struct spc_config *cfg, char **out)
 }
 
 /* The "host:port" pattern; parse_endpoint_string accepts exactly this language. */
-#define ENDPOINT_PATTERN                                                               \
-    "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):"                                         \
+#define PORT_PATTERN                                                                   \
     "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
+#define ENDPOINT_PATTERN "^(\\[[0-9A-Fa-f:.]{1,255}\\]|[A-Za-z0-9._-]{1,255}):" PORT_PATTERN
+/* The object form's host (check_host): an IPv6 address has a ':', a name has none. */
+#define HOST_PATTERN "^([0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9._-]+)$"
+/* is_dotted_quad, and "a.b.c.d:port" for SPC_OPT_IPV4 endpoints. */
+#define OCTET "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+#define IPV4_RE OCTET "(\\." OCTET "){3}"
+#define IPV4_PATTERN "^" IPV4_RE "$"
+#define IPV4_ENDPOINT_PATTERN "^" IPV4_RE ":" PORT_PATTERN
 
 static int set_new(json_t *o, const char *k, json_t *v)
 {
@@ -1492,6 +1593,8 @@ static json_t *option_schema(const struct table *t, const struct spc_option *o)
             bad |= set_new(s, "minLength", json_integer((json_int_t)lo));
         if (hi)
             bad |= set_new(s, "maxLength", json_integer((json_int_t)hi));
+        if (f & SPC_OPT_IPV4)
+            bad |= set_new(s, "pattern", json_string(IPV4_PATTERN));
         break;
     case SPC_OPT_ENUM: {
         bad |= set_new(s, "type", json_string("string"));
@@ -1505,15 +1608,23 @@ static json_t *option_schema(const struct table *t, const struct spc_option *o)
     case SPC_OPT_STRINGS: {
         bad |= set_new(s, "type", json_string("array"));
         json_t *items;
+        int v4 = (f & SPC_OPT_IPV4) != 0;
+        size_t ilo = OPT_HAS(o, item_min_length) ? o->item_min_length : 0;
+        size_t ihi = OPT_HAS(o, item_max_length) ? o->item_max_length : 0;
         if (o->type == SPC_OPT_ENDPOINTS)
             items = json_pack(
-                "{s:[{s:s, s:s}, {s:s, s:{s:{s:s, s:i}, s:{s:s, s:i, s:i}}, s:[s, s], s:b}]}",
-                "oneOf", "type", "string", "pattern", ENDPOINT_PATTERN, "type", "object",
-                "properties", "host", "type", "string", "minLength", 1, "port", "type", "integer",
-                "minimum", 1, "maximum", 65535, "required", "host", "port",
+                "{s:[{s:s, s:s}, {s:s, s:{s:{s:s, s:i, s:i, s:s}, s:{s:s, s:i, s:i}}, s:[s, s], s:b}]}",
+                "oneOf", "type", "string", "pattern", v4 ? IPV4_ENDPOINT_PATTERN : ENDPOINT_PATTERN,
+                "type", "object", "properties", "host", "type", "string", "minLength", 1,
+                "maxLength", HOST_MAX, "pattern", v4 ? IPV4_PATTERN : HOST_PATTERN, "port", "type",
+                "integer", "minimum", 1, "maximum", 65535, "required", "host", "port",
                 "additionalProperties", 0);
         else
             items = json_pack("{s:s}", "type", "string");
+        if (items && ilo)
+            bad |= set_new(items, "minLength", json_integer((json_int_t)ilo));
+        if (items && ihi)
+            bad |= set_new(items, "maxLength", json_integer((json_int_t)ihi));
         bad |= set_new(s, "items", items);
         if (lo)
             bad |= set_new(s, "minItems", json_integer((json_int_t)lo));
@@ -1556,15 +1667,23 @@ static json_t *table_schema(const struct table *t)
         if (o->flags & SPC_OPT_REQUIRED)
             bad |= json_array_append_new(req, json_string(o->name));
     }
+    json_t *one_of = json_array();
+    bad |= !one_of;
+    for (size_t i = 0; !bad && i < t->n; i++)
+        if (opt_at(t, i)->flags & SPC_OPT_ONE_OF)
+            bad |= json_array_append_new(one_of, json_pack("{s:[s]}", "required", opt_at(t, i)->name));
     if (!bad) {
         bad |= set_new(s, "type", json_string("object"));
         bad |= json_object_set(s, "properties", props);
         if (json_array_size(req))
             bad |= json_object_set(s, "required", req);
+        if (json_array_size(one_of))
+            bad |= json_object_set(s, "oneOf", one_of);
         bad |= set_new(s, "additionalProperties", json_false());
     }
     json_decref(props);
     json_decref(req);
+    json_decref(one_of);
     if (bad) {
         json_decref(s);
         return NULL;

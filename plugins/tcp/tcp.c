@@ -64,12 +64,13 @@ static const char *const connect_choices[] = {"blocking", "async", NULL};
 
 static const struct spc_option tcp_option_table[] = {
     {SPC_OPTION_INIT, .name = "endpoints", .type = SPC_OPT_ENDPOINTS,
-     .offset = offsetof(struct tcp_options, endpoints), .max_count = 1,
+     .offset = offsetof(struct tcp_options, endpoints), .flags = SPC_OPT_ONE_OF,
+     .min_count = 1, .max_count = 1,
      .help = "the one peer to connect to, \"host:port\" or \"[v6addr]:port\" (every address "
              "the name resolves to is tried in turn); give this or socket_fd"},
     {SPC_OPTION_INIT, .name = "socket_fd", .type = SPC_OPT_INT,
      .offset = offsetof(struct tcp_options, socket_fd),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.i = -1, .min.i = -1,
+     .flags = SPC_OPT_ONE_OF | SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.i = -1, .min.i = -1,
      .max.i = 0x7fffffff,
      .help = "an existing connected TCP socket (duplicated at open; the caller keeps its "
              "own); -1 = connect to endpoints"},
