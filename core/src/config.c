@@ -1477,7 +1477,9 @@ static int fill_defaults(const struct table *t, json_t *obj)
             struct table s = sub_table(t, o);
             if (fill_defaults(&s, v) < 0)
                 return -ENOMEM;
-        } else if (!v) {
+        } else if (!v && !(o->flags & SPC_OPT_ONE_OF)) {
+            /* A one-of member's default stands for "not given": printing it would make
+             * the document give two of them. */
             json_t *d = default_json(o);
             if (d && json_object_set_new(obj, o->name, d) < 0)
                 return -ENOMEM;
