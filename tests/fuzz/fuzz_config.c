@@ -50,6 +50,13 @@ static void check_error(int rc, const char *err)
     CHECK(memchr(err, '\0', 4096) != NULL && err[0] != '\0');
 }
 
+/* A call's result: success, or a clear error. */
+static void ok_or_clear(int rc, const char *err)
+{
+    if (rc < 0)
+        check_error(rc, err);
+}
+
 /* Prints cfg; when check passes, the print must parse again to the same print. */
 static void roundtrip(const struct spc_config *cfg)
 {
@@ -111,36 +118,22 @@ static void next_str(struct vals *v, char *out, size_t cap)
 static void set_all(struct spc_config *cfg, const char *name, struct vals *v)
 {
     char err[4096], s[96];
-    int rc;
     uint64_t u = next_u64(v);
     double d;
     memcpy(&d, &u, sizeof d);
     static const int64_t ints[] = {0, -1, 1, INT64_MIN, INT64_MAX, 255, 256, 65535, 65536};
     static const double dbls[] = {0.0, -0.0, 1e308, -1e-308, 1.05, NAN, INFINITY};
-    rc = spc_config_set_bool(cfg, name, u & 1, err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
-    rc = spc_config_set_int(cfg, name, u & 2 ? (int64_t)u : ints[u % 9], err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
-    rc = spc_config_set_uint(cfg, name, u & 4 ? u : (uint64_t)ints[(u >> 8) % 9], err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
-    rc = spc_config_set_double(cfg, name, u & 8 ? d : dbls[(u >> 16) % 7], err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
+    ok_or_clear(spc_config_set_bool(cfg, name, u & 1, err, sizeof err), err);
+    ok_or_clear(spc_config_set_int(cfg, name, u & 2 ? (int64_t)u : ints[u % 9], err, sizeof err), err);
+    ok_or_clear(spc_config_set_uint(cfg, name, u & 4 ? u : (uint64_t)ints[(u >> 8) % 9], err, sizeof err),
+                err);
+    ok_or_clear(spc_config_set_double(cfg, name, u & 8 ? d : dbls[(u >> 16) % 7], err, sizeof err), err);
     next_str(v, s, sizeof s);
-    rc = spc_config_set_string(cfg, name, s, err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
+    ok_or_clear(spc_config_set_string(cfg, name, s, err, sizeof err), err);
     next_str(v, s, sizeof s);
-    rc = spc_config_add_endpoint(cfg, name, s, (unsigned)(u >> 32), err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
+    ok_or_clear(spc_config_add_endpoint(cfg, name, s, (unsigned)(u >> 32), err, sizeof err), err);
     next_str(v, s, sizeof s);
-    rc = spc_config_add_string(cfg, name, s, err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
+    ok_or_clear(spc_config_add_string(cfg, name, s, err, sizeof err), err);
     roundtrip(cfg);
 }
 
@@ -189,9 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The whole options object again, as text, and names that do not exist. */
         char *ot = json_dumps(opts, JSON_COMPACT);
         CHECK(ot != NULL);
-        rc = spc_config_set_options_json(cfg, ot, err, sizeof err);
-        if (rc < 0)
-            check_error(rc, err);
+        ok_or_clear(spc_config_set_options_json(cfg, ot, err, sizeof err), err);
         free(ot);
     }
     set_all(cfg, "no_such_option", &v);
@@ -203,9 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sc.max_packet_size = (size_t)(u & 0xffffff);
     sc.max_heaps = (size_t)(u >> 24 & 0xff);
     sc.flavour.heap_address_bits = (unsigned)(u >> 40 & 0x7f);
-    rc = spc_config_set_stream(cfg, &sc, err, sizeof err);
-    if (rc < 0)
-        check_error(rc, err);
+    ok_or_clear(spc_config_set_stream(cfg, &sc, err, sizeof err), err);
     roundtrip(cfg);
 
     json_decref(doc);

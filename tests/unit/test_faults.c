@@ -29,6 +29,7 @@
 #include "syscalls.h"
 
 #include "pktutil.h"
+#include "testutil.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -350,15 +351,8 @@ static void udp_setup(void)
     unsetenv("SPEADCAST_PLUGIN_PATH");
     load_table("udp");
     build_heaps();
-    udp_rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(udp_rx, 0);
-    int big = 8 << 20;
-    setsockopt(udp_rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(udp_rx, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(udp_rx, (struct sockaddr *)&a, &len);
-    udp_port = ntohs(a.sin_port);
+    udp_rx = tu_udp_loopback(&udp_port, 8 << 20);
+    cr_assert_geq(udp_rx, 0, "%s", strerror(-udp_rx));
 }
 
 static void udp_teardown(void)
