@@ -3,7 +3,7 @@
 
 #include "syscalls.h"
 
-SPCP_SYSCALLS_VISIBILITY struct spcp_syscalls spcp_sys = {
+SPCU_SYSCALLS_VISIBILITY struct spcu_syscalls spcu_sys = {
     .socket = socket,
     .bind = bind,
     .connect = connect,

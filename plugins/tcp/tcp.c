@@ -129,7 +129,7 @@ static int poll_ms(uint64_t deadline)
 static void close_fd(struct tcp *c)
 {
     if (c->fd >= 0)
-        spcp_sys.close(c->fd);
+        spcu_sys.close(c->fd);
     c->fd = -1;
 }
 
@@ -182,22 +182,22 @@ static int start_connect(struct tcp *c, int last_err)
         c->next_addr = ai->ai_next;
         if (c->opt->interface_address && ai->ai_family != c->iface.ss_family)
             continue;
-        c->fd = spcp_sys.socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        c->fd = spcu_sys.socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (c->fd < 0) {
             last_err = errno;
             continue;
         }
         if (c->opt->buffer_size) {
             int v = (int)c->opt->buffer_size;
-            spcp_sys.setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+            spcu_sys.setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
         }
         if (c->opt->interface_address &&
-            spcp_sys.bind(c->fd, (struct sockaddr *)&c->iface, c->iface_len) != 0) {
+            spcu_sys.bind(c->fd, (struct sockaddr *)&c->iface, c->iface_len) != 0) {
             last_err = errno;
             close_fd(c);
             continue;
         }
-        if (spcp_sys.connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        if (spcu_sys.connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
             c->connecting = false;
             return 0;
         }
@@ -229,7 +229,7 @@ static int finish_connect(struct tcp *c)
                                    c->peer, c->opt->connect_timeout);
             return -ETIMEDOUT;
         }
-        int r = spcp_sys.poll(&pfd, 1, ms);
+        int r = spcu_sys.poll(&pfd, 1, ms);
         if (r < 0 && errno != EINTR) {
             int e = errno;
             close_fd(c);
@@ -241,7 +241,7 @@ static int finish_connect(struct tcp *c)
             continue;
         int err = 0;
         socklen_t len = sizeof err;
-        if (spcp_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        if (spcu_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err == 0) {
             c->connecting = false;
@@ -262,7 +262,7 @@ static int use_existing_socket(struct tcp *c)
     int src = (int)c->opt->socket_fd;
     int type = 0;
     socklen_t len = sizeof type;
-    if (spcp_sys.getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    if (spcu_sys.getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
         int e = errno;
         c->base.svc->set_error(&c->base, "socket_fd %d: %s", src, strerror(e));
         return e == ENOTSOCK ? -SPC_ECONFIG : -e;
@@ -370,12 +370,12 @@ static int go_dead(struct tcp *c, int code, const char *why)
 static int check_peer(struct tcp *c)
 {
     struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
-    if (spcp_sys.poll(&pfd, 1, 0) <= 0)
+    if (spcu_sys.poll(&pfd, 1, 0) <= 0)
         return 0;
     if (pfd.revents & POLLERR) {
         int err = 0;
         socklen_t len = sizeof err;
-        spcp_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        spcu_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err)
             return go_dead(c, lost_code(err), strerror(err));
     }
@@ -425,7 +425,7 @@ static int tcp_send(struct spc_transport *t, struct spc_tx_batch *b)
         ssize_t w = 0;
         if (niov) {
             struct msghdr m = {.msg_iov = c->iov, .msg_iovlen = niov};
-            w = spcp_sys.sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+            w = spcu_sys.sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         if (w < 0) {
             int e = errno;
@@ -450,7 +450,7 @@ static int tcp_send(struct spc_transport *t, struct spc_tx_batch *b)
                 if (e == ENOBUFS || e == ENOMEM)
                     nanosleep(&(struct timespec){0, 1000000}, NULL);
                 else
-                    spcp_sys.poll(&pfd, 1, ms);
+                    spcu_sys.poll(&pfd, 1, ms);
                 continue;
             }
             go_dead(c, lost_code(e), e == EPIPE ? "the peer closed the connection" : strerror(e));

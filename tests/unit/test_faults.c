@@ -1,7 +1,7 @@
 /* Fault injection into the udp and tcp plugins' system calls (issue 12). The plugins
  * call the kernel through one table (plugins/common/syscalls.h); the copies built into
  * tests/faults/plugins export it, so this suite dlopen()s the plugin file (the handle the
- * loader gets too), takes "spcp_sys" and puts wrappers in the send slots. A wrapper
+ * loader gets too), takes "spcu_sys" and puts wrappers in the send slots. A wrapper
  * fails, or shortens, the call that reaches a chosen packet; everything else goes to
  * the kernel, on loopback.
  *
@@ -55,8 +55,8 @@ struct rule {
 };
 
 static pthread_mutex_t inj_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct spcp_syscalls *sys;   /* the plugin's table */
-static struct spcp_syscalls real;   /* its libc functions */
+static struct spcu_syscalls *sys;   /* the plugin's table */
+static struct spcu_syscalls real;   /* its libc functions */
 static struct rule rules[8];
 static size_t n_rules;
 static size_t taken;                /* tcp: bytes written */
@@ -69,8 +69,8 @@ static void load_table(const char *name)
     snprintf(path, sizeof path, FAULTS "/speadcast-%s.so", name);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     cr_assert_not_null(h, "%s", dlerror());
-    sys = dlsym(h, "spcp_sys");
-    cr_assert_not_null(sys, "%s exports no spcp_sys: %s", path, dlerror());
+    sys = dlsym(h, "spcu_sys");
+    cr_assert_not_null(sys, "%s exports no spcu_sys: %s", path, dlerror());
     real = *sys;
 }
 
