@@ -44,7 +44,7 @@ static void on_done(void *user, int status, uint64_t bytes)
         die("completion", status);
     k->since_reset += bytes;
     if (k->since_reset >= (1u << 20)) {
-        spc_stream_bytes_reset(k->s);
+        spc_bytes_stream_reset(k->s);
         k->since_reset = 0;
     }
 }
@@ -66,7 +66,7 @@ static struct spc_stream *open_stream(double rate, size_t max_heaps, uint64_t sp
     rc = spc_stream_open(&s, cfg, &o, err, sizeof err);
     if (rc < 0)
         die(err, rc);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return s;
 }
 
@@ -98,7 +98,7 @@ static void rate_run(double gbps, double seconds, uint64_t spin_max_ns, uint8_t 
     }
     spc_stream_flush(s);
     uint64_t t1 = now_ns();
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s, &st);
     double secs = (double)(t1 - t0) / 1e9;
     double achieved = (double)st.bytes / secs;
@@ -156,7 +156,7 @@ static void heaps_run(enum mode mode, size_t n_heaps, uint8_t *buf)
     }
     spc_stream_flush(s);
     uint64_t t1 = now_ns();
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s, &st);
     double secs = (double)(t1 - t0) / 1e9;
     static const char *const names[] = {"single async sends", "send_heaps groups of 32",
@@ -164,7 +164,7 @@ static void heaps_run(enum mode mode, size_t n_heaps, uint8_t *buf)
     printf("  %-24s %9.0f heaps/s  %6.2f Gb/s  %5.1f packets/batch\n", names[mode],
            (double)sent / secs, (double)st.bytes * 8 / secs / 1e9,
            (double)st.packets / (double)(st.batches ? st.batches : 1));
-    spc_heap_list_free(list);
+    spc_heap_list_destroy(list);
     spc_stream_close(s);
     for (int i = 0; i < GROUP; i++)
         spc_heap_destroy(h[i]);

@@ -65,7 +65,7 @@ static inline int stream_bench(const char *prog, const char *json, const void *p
     }
     spc_stream_flush(s);
     double t = now_s(), cpu = cpu_s() - c0;
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s, &st);
     spc_stream_close(s);
     spc_heap_destroy(heap);

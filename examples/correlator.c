@@ -66,11 +66,22 @@ static int32_t visibility(unsigned d, unsigned chan, unsigned bl)
     return (int32_t)(bl % 2 ? 0u - u : u);
 }
 
-static int fail(const char *what, int rc)
+/* Reports a failure; detail is the failing object's error detail (or NULL). */
+static int fail_detail(const char *what, int rc, const char *detail)
 {
-    fprintf(stderr, "correlator: %s: %s (%s)\n", what, spc_strerror(rc), spc_item_last_error());
+    fprintf(stderr, "correlator: %s: %s%s%s%s\n", what, spc_strerror(rc), detail && *detail ? " (" : "",
+            detail ? detail : "", detail && *detail ? ")" : "");
     return 1;
 }
+
+static int fail(const char *what, int rc)
+{
+    return fail_detail(what, rc, NULL);
+}
+
+/* Error detail of an item, group or generator (speadcast.h: one copy-out per object). */
+static char detail[256];
+#define DETAIL(fn, obj) (fn((obj), detail, sizeof detail), detail)
 
 /* Decodes the capture and checks every heap against what was sent. */
 static int verify(const struct capture *c, const struct spc_flavour *flavour)
@@ -154,22 +165,22 @@ int main(void)
                                .n_format = 1};
     struct spc_item *timestamp, *xeng;
     if ((rc = spc_item_group_add(group, &d, &timestamp)) < 0)
-        return fail("timestamp item", rc);
+        return fail_detail("timestamp item", rc, DETAIL(spc_item_group_last_error, group));
     static const int64_t vis_shape[] = {N_CHANNELS, N_BASELINES};
     d = (struct spc_descriptor){.id = ID_XENG_RAW, .name = "xeng_raw", .description = "visibilities, channel x baseline",
                                 .shape = vis_shape, .n_dims = 2, .dtype = "<i4"};
     if ((rc = spc_item_group_add(group, &d, &xeng)) < 0)
-        return fail("xeng_raw item", rc);
+        return fail_detail("xeng_raw item", rc, DETAIL(spc_item_group_last_error, group));
 
     /* The array lives here for the whole run; the heap references it. */
     static int32_t vis[N_CHANNELS][N_BASELINES];
     static const size_t vis_dims[] = {N_CHANNELS, N_BASELINES};
     struct spc_array vis_value = {.data = vis, .type = SPC_CTYPE_I32, .n_dims = 2, .shape = vis_dims};
     if ((rc = spc_item_set(xeng, &vis_value, 0)) < 0)
-        return fail("xeng_raw value", rc);
+        return fail_detail("xeng_raw value", rc, DETAIL(spc_item_last_error, xeng));
     /* An owned 5-byte buffer that the in-place sets below rewrite. */
     if ((rc = spc_item_set_u64(timestamp, TIMESTAMP_START)) < 0)
-        return fail("timestamp value", rc);
+        return fail_detail("timestamp value", rc, DETAIL(spc_item_last_error, timestamp));
 
     /* The reused data heap: built once, sent every dump. */
     struct spc_heap *data_heap;
@@ -183,7 +194,7 @@ int main(void)
         /* Descriptors when the generator says they are due (every DESCRIPTOR_EVERY calls). */
         struct spc_heap *desc_heap;
         if ((rc = spc_heap_generator_get_heap(gen, &desc_heap, SPC_SELECT_STALE, SPC_SELECT_NONE)) < 0)
-            return fail("descriptor heap", rc);
+            return fail_detail("descriptor heap", rc, DETAIL(spc_heap_generator_last_error, gen));
         if (spc_heap_n_items(desc_heap) > 0 && (rc = capture_heap(&cap, desc_heap, cnt++)) < 0)
             return fail("sending descriptors", rc);
         spc_heap_destroy(desc_heap);
@@ -195,7 +206,7 @@ int main(void)
         uint64_t ts = TIMESTAMP_START + (uint64_t)dump * TIMESTAMP_STEP;
         struct spc_array ts_value = {.data = &ts, .type = SPC_CTYPE_U64};
         if ((rc = spc_item_set(timestamp, &ts_value, SPC_SET_IN_PLACE)) < 0)
-            return fail("timestamp update", rc);
+            return fail_detail("timestamp update", rc, DETAIL(spc_item_last_error, timestamp));
 
         /* A real stream would wait for this heap's completion before the next rewrite. */
         if ((rc = capture_heap(&cap, data_heap, cnt++)) < 0)

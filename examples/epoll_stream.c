@@ -123,7 +123,7 @@ int main(void)
     /* Decode what the bytes transport collected and check every heap. */
     const uint8_t *data;
     size_t len;
-    if ((rc = spc_stream_flush(stream)) < 0 || (rc = spc_stream_bytes(stream, &data, &len)) < 0)
+    if ((rc = spc_stream_flush(stream)) < 0 || (rc = spc_bytes_stream_data(stream, &data, &len)) < 0)
         return fail("bytes", rc);
     if (len != bytes) {
         fprintf(stderr, "epoll_stream: %zu bytes collected, completions reported %" PRIu64 "\n", len, bytes);

@@ -1,5 +1,6 @@
 /* Shared helpers of the command-line tools (see common.h). */
 #include "common.h"
+#include "editdist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -118,34 +119,12 @@ int spct_parse_double(const char *s, double *out, const char **why)
 
 /* ------------------------------------------------------------ options */
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40)
-        return SIZE_MAX;
-    size_t d[41][41];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < best)
-                best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            d[i][j] = best;
-        }
-    return d[la][lb];
-}
-
 static const char *closest_option(const struct spct_opt *opts, size_t n, const char *name)
 {
     const char *best = NULL;
     size_t best_d = 3; /* suggest only near misses */
     for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(name, opts[i].name);
+        size_t d = spci_edit_distance(name, opts[i].name);
         if (strncmp(opts[i].name, name, strlen(name)) == 0 && strlen(name) >= 3)
             d = 1;
         if (d < best_d) {

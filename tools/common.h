@@ -144,8 +144,6 @@ int spct_write_file_atomic(const char *path, const char *text);
 
 /* ------------------------------------------------------------ speadcast-send */
 
-enum spct_rate_method { SPCT_RATE_SW, SPCT_RATE_HW, SPCT_RATE_AUTO };
-
 /* Options of speadcast-send; spct_send_defaults gives spead2_send's defaults. Strings
  * point into argv (or the caller's memory); dest is malloc'd by spct_send_parse. */
 struct spct_send_opts {

@@ -38,7 +38,6 @@ enum transport { T_UDP, T_TCP, T_INPROC };
 enum receiver_mode { R_THREAD, R_PROCESS };
 static const char *const transports[] = {"udp", "tcp", "inproc", NULL};
 static const char *const receivers[] = {"thread", "process", NULL};
-static const char *const rate_methods[] = {"sw", "hw", "auto", NULL};
 
 struct bench_opts {
     int transport, receiver;
@@ -732,7 +731,7 @@ int spct_bench_main(int argc, char **argv, FILE *out, FILE *err)
     o.max_heaps = 4;
     o.burst = 65536;
     o.burst_rate_ratio = 1.05;
-    o.rate_method = SPCT_RATE_AUTO;
+    o.rate_method = SPC_RATE_METHOD_AUTO;
     o.trial_time = 0.2;
     o.precision = 0.05;
     o.max_time = 30.0;
@@ -774,7 +773,7 @@ int spct_bench_main(int argc, char **argv, FILE *out, FILE *err)
         {"burst-rate-ratio", SPCT_OPT_DOUBLE, &o.burst_rate_ratio, NULL, "RATIO",
          "catch-up rate relative to the rate", true, false, 1, 0, NULL},
         {"rate-method", SPCT_OPT_CHOICE, &o.rate_method, NULL, "METHOD", "sw, hw or auto", false,
-         false, 0, 0, rate_methods},
+         false, 0, 0, spc_rate_method_names()},
         {"heaps", SPCT_OPT_UINT, &o.heaps, NULL, "N",
          "heaps per trial (0 = enough for --trial-time)", true, true, 0, MAX_TRIAL_HEAPS, NULL},
         {"trial-time", SPCT_OPT_DOUBLE, &o.trial_time, NULL, "SECONDS",

@@ -395,7 +395,7 @@ int main(int argc, char **argv)
         size_t n = o.heaps - first < WINDOW ? (size_t)(o.heaps - first) : WINDOW;
         rc = run_window(&o, first, n, hs, &rng, dec, &t);
     }
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     spc_decoder_destroy(dec);
     free(hs);

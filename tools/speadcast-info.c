@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     char err[4096];
     char *text = NULL;
     if (schema || stream_schema) {
-        int rc = schema ? spc_transport_schema(schema, path, &text, err, sizeof err) : spc_stream_schema(&text);
+        int rc = schema ? spc_transport_schema(schema, path, &text, err, sizeof err) : spc_config_document_schema(&text);
         if (rc < 0) {
             fprintf(stderr, "speadcast-info: %s\n", schema ? err : spc_strerror(rc));
             status = 1;
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
         } else {
             if (spc_config_to_json(cfg, &text) == 0)
                 fputs(text, stdout);
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
         }
     } else {
         status = list(path);

@@ -1345,7 +1345,7 @@ int spct_recv_run(const struct spct_recv_opts *o, struct spct_recv_result *res, 
     for (size_t i = 0; i < rx.n_src; i++) {
         struct source *s = &rx.src[i];
         if (s->ir) {
-            struct spc_decoder_stats st;
+            struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
             spc_inproc_receiver_stats(s->ir, &st);
             rx.r.packets += st.packets + st.bad_packets;
             rx.r.bad_packets += st.bad_packets;

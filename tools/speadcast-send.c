@@ -23,7 +23,6 @@
 
 #define PROG "speadcast-send"
 
-static const char *const rate_methods[] = {"sw", "hw", "auto", NULL};
 
 void spct_send_defaults(struct spct_send_opts *o)
 {
@@ -36,7 +35,7 @@ void spct_send_defaults(struct spct_send_opts *o)
     o->burst = 65536;
     o->burst_rate_ratio = 1.05;
     o->max_heaps = 4;
-    o->rate_method = SPCT_RATE_AUTO;
+    o->rate_method = SPC_RATE_METHOD_AUTO;
     o->rate = 0.0;
     o->ttl = 1;
     o->ibv_vector = 0;
@@ -116,7 +115,7 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         {"max-heaps", SPCT_OPT_UINT, &o->max_heaps, &o->given.max_heaps, "N",
          "maximum heaps in flight", true, true, 1, 1048576, NULL},
         {"rate-method", SPCT_OPT_CHOICE, &o->rate_method, &o->given.rate_method, "METHOD",
-         "rate limiting method: sw, hw or auto", false, false, 0, 0, rate_methods},
+         "rate limiting method: sw, hw or auto", false, false, 0, 0, spc_rate_method_names()},
         {"rate", SPCT_OPT_DOUBLE, &o->rate, &o->given.rate, "GBPS",
          "transmission rate bound in Gb/s (0 = unlimited)", true, false, 0, 0, NULL},
         {"ttl", SPCT_OPT_INT, &o->ttl, &o->given.ttl, "TTL", "TTL for multicast targets", true,
@@ -268,7 +267,7 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
         rc = spc_config_set_stream(cfg, &sc, msg, sizeof msg);
         if (rc < 0) {
             fprintf(err, PROG ": %s\n", msg);
-            spc_config_free(cfg);
+            spc_config_destroy(cfg);
             return rc;
         }
         *out = cfg;
@@ -315,7 +314,7 @@ static int build_config(const struct spct_send_opts *o, struct spc_config **out,
     }
     if (rc < 0) {
         fprintf(err, PROG ": %s\n", msg);
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
         return rc;
     }
     *out = cfg;
@@ -395,8 +394,7 @@ static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FIL
     if (rc == 0)
         rc = spc_heap_add_end(s->stop);
     if (rc < 0) {
-        fprintf(err, PROG ": cannot build the heaps: %s (%s)\n", spc_strerror(rc),
-                spc_item_last_error());
+        fprintf(err, PROG ": cannot build the heaps: %s\n", spc_strerror(rc));
         return rc;
     }
     /* Catch a heap the stream cannot carry before anything is sent. */
@@ -493,7 +491,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     int rc = spc_stream_open(&s.stream, cfg, &so, msg, sizeof msg);
     struct spc_flavour fl = spc_config_stream(cfg)->flavour;
     size_t max_heaps = spc_config_stream(cfg)->max_heaps;
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     if (rc < 0) {
         fprintf(err, PROG ": cannot open the %s stream: %s\n", transport, msg);
         return SPCT_EXIT_FAIL;
@@ -589,7 +587,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         }
     }
     r.seconds = spct_now() - start;
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s.stream, &st);
     r.packets = st.packets;
     if (progress) {

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
+#include "sized.h"
 #include "speadcast/decoder.h"
 
 #define SPEAD_MAGIC 0x53
@@ -396,23 +398,6 @@ static int buf_reserve(struct live *h, uint64_t need, uint64_t limit)
     return 0;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 8;
-    while (c < need)
-        c *= 2;
-    if (c > SIZE_MAX / elem)
-        return -ENOMEM;
-    void *p = realloc(*arr, c * elem);
-    if (!p)
-        return -ENOMEM;
-    *arr = p;
-    *cap = c;
-    return 0;
-}
-
 /* Index of the first range whose offset is >= off. */
 static size_t range_lower(const struct live *h, uint64_t off)
 {
@@ -491,7 +476,9 @@ int spc_decoder_create(struct spc_decoder **out, const struct spc_decoder_config
     if (!out)
         return -EINVAL;
     *out = NULL;
-    struct spc_decoder_config c = cfg ? *cfg : SPC_DECODER_CONFIG_DEFAULT;
+    struct spc_decoder_config c = SPC_DECODER_CONFIG_DEFAULT;
+    if (cfg && spci_sized_in(&c, cfg, sizeof c) < 0)
+        return -EINVAL;
     if (c.max_heap_size == 0 || c.max_live_heaps == 0 || c.bug_compat > 7 ||
         c.max_live_heaps > SIZE_MAX / sizeof(struct live *))
         return -EINVAL;
@@ -618,11 +605,11 @@ static int add_parsed(struct spc_decoder *dec, const struct spc_packet_info *pi)
     else
         rc = buf_reserve(h, end, limit);
     if (rc == 0 && store_range)
-        rc = grow((void **)&h->ranges, &h->cap_ranges, h->n_ranges + 1, sizeof(*h->ranges));
+        rc = spci_grow((void **)&h->ranges, &h->cap_ranges, h->n_ranges + 1, sizeof(*h->ranges));
     if (rc == 0 && store_ptrs)
-        rc = grow((void **)&h->precs, &h->cap_precs, h->n_precs + 1, sizeof(*h->precs));
+        rc = spci_grow((void **)&h->precs, &h->cap_precs, h->n_precs + 1, sizeof(*h->precs));
     if (rc == 0 && store_ptrs)
-        rc = grow((void **)&h->words, &h->cap_words, h->n_words + n_user, 8);
+        rc = spci_grow((void **)&h->words, &h->cap_words, h->n_words + n_user, 8);
     struct resolved res, evict_res;
     bool have_evict_res = false;
     uint64_t seq = dec->seq;
@@ -771,9 +758,6 @@ void spc_decoder_stats(const struct spc_decoder *dec, struct spc_decoder_stats *
 {
     if (!out)
         return;
-    if (!dec) {
-        memset(out, 0, sizeof(*out));
-        return;
-    }
-    *out = dec->stats;
+    struct spc_decoder_stats none = SPC_DECODER_STATS_INIT;
+    spci_sized_out(out, dec ? &dec->stats : &none, sizeof none);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pylit.h"
 #include "speadcast/decoder.h"
 
 #define BAD (-SPC_EBAD_DESCRIPTOR)
@@ -53,8 +54,7 @@ struct cur {
 
 static void skip_ws(struct cur *c)
 {
-    while (c->i < c->n && (c->s[c->i] == ' ' || c->s[c->i] == '\t' || c->s[c->i] == '\n' ||
-                           c->s[c->i] == '\r'))
+    while (c->i < c->n && spci_py_space(c->s[c->i]))
         c->i++;
 }
 
@@ -78,23 +78,16 @@ static bool eat_word(struct cur *c, const char *w)
     return true;
 }
 
-/* A Python string literal in ' or ". start and len give its body, escapes left as they are. */
+/* A Python string literal in ' or " (pylit.h). start and len give its body, escapes left
+ * as they are. */
 static bool parse_str(struct cur *c, size_t *start, size_t *len)
 {
     skip_ws(c);
-    if (c->i >= c->n || (c->s[c->i] != '\'' && c->s[c->i] != '"'))
+    size_t body, total = spci_py_string(c->s + c->i, c->n - c->i, &body, len);
+    if (!total)
         return false;
-    char q = c->s[c->i++];
-    *start = c->i;
-    while (c->i < c->n && c->s[c->i] != q) {
-        if (c->s[c->i] == '\\')
-            c->i++;
-        c->i++;
-    }
-    if (c->i >= c->n)
-        return false;
-    *len = c->i - *start;
-    c->i++;
+    *start = c->i + body;
+    c->i += total;
     return true;
 }
 

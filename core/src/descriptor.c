@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap_internal.h"
+#include "strbuf.h"
+#include "wire_internal.h"
 
 int spc_descriptor_check(const struct spc_descriptor *d, const struct spc_flavour *f)
 {
@@ -52,68 +53,37 @@ int spc_descriptor_check(const struct spc_descriptor *d, const struct spc_flavou
     return 0;
 }
 
-/* Appends to a bounded buffer, tracking the full length needed. */
-struct sbuf {
-    char *buf;
-    size_t cap, len;
-};
-
-static void sb_putc(struct sbuf *sb, char c)
-{
-    if (sb->len + 1 < sb->cap)
-        sb->buf[sb->len] = c;
-    sb->len++;
-}
-
-static void sb_puts(struct sbuf *sb, const char *s)
-{
-    while (*s)
-        sb_putc(sb, *s++);
-}
-
-static void sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-    char tmp[32];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    sb_puts(sb, tmp);
-}
-
 /* Copies a descr, swapping '<' and '>' where they open a quoted type string. */
-static void put_descr(struct sbuf *sb, const char *descr, bool swap)
+static void put_descr(struct spci_str *sb, const char *descr, bool swap)
 {
     bool structured = descr[0] == '[';
     if (!structured)
-        sb_putc(sb, '\'');
+        spci_str_putc(sb, '\'');
     for (size_t i = 0; descr[i]; i++) {
         char c = descr[i];
         bool opens = structured ? (i > 0 && descr[i - 1] == '\'') : i == 0;
         if (swap && opens && (c == '<' || c == '>'))
             c = c == '<' ? '>' : '<';
-        sb_putc(sb, c);
+        spci_str_putc(sb, c);
     }
     if (!structured)
-        sb_putc(sb, '\'');
+        spci_str_putc(sb, '\'');
 }
 
 size_t spc_dtype_header(const struct spc_descriptor *d, bool swap_endian, char *buf, size_t cap)
 {
-    struct sbuf sb = {buf, cap, 0};
-    sb_puts(&sb, "{'descr': ");
+    struct spci_str sb = SPCI_STR_FIXED(buf, cap);
+    spci_str_puts(&sb, "{'descr': ");
     put_descr(&sb, d->dtype ? d->dtype : "", swap_endian);
-    sb_puts(&sb, d->fortran_order ? ", 'fortran_order': True, 'shape': (" : ", 'fortran_order': False, 'shape': (");
+    spci_str_puts(&sb, d->fortran_order ? ", 'fortran_order': True, 'shape': (" : ", 'fortran_order': False, 'shape': (");
     for (size_t i = 0; i < d->n_dims; i++) {
         if (i > 0)
-            sb_puts(&sb, ", ");
-        sb_printf(&sb, "%lld", (long long)d->shape[i]);
+            spci_str_puts(&sb, ", ");
+        spci_str_printf(&sb, "%lld", (long long)d->shape[i]);
     }
     if (d->n_dims == 1)
-        sb_putc(&sb, ',');
-    sb_puts(&sb, ")}");
-    if (cap > 0)
-        buf[sb.len < cap ? sb.len : cap - 1] = '\0';
+        spci_str_putc(&sb, ',');
+    spci_str_puts(&sb, ")}");
     return sb.len;
 }
 

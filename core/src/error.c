@@ -1,7 +1,10 @@
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "speadcast/error.h"
+#include "error_internal.h"
 
 /* Text for project codes, indexed by code - SPC_ERR_BASE. */
 static const char *const spc_texts[SPC_ERR_END - SPC_ERR_BASE] = {
@@ -52,4 +55,31 @@ const char *spc_strerror(int code)
         return t ? t : unknown;
     }
     return "unknown error";
+}
+
+size_t spci_copy_error(const char *detail, char *err, size_t errlen)
+{
+    if (!detail)
+        detail = "";
+    size_t n = strlen(detail);
+    if (err && errlen) {
+        size_t k = n < errlen - 1 ? n : errlen - 1;
+        memcpy(err, detail, k);
+        err[k] = '\0';
+    }
+    return n;
+}
+
+void spci_verrorf(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+}
+
+void spci_errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    spci_verrorf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "heap_internal.h"
 
 int spc_heap_create(struct spc_heap **out, const struct spc_flavour *flavour)
@@ -46,21 +47,6 @@ const struct spc_flavour *spc_heap_flavour(const struct spc_heap *heap)
     return &heap->flavour;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *n = realloc(*arr, ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 /* IDs 0-4 frame the packet itself and cannot be user items. */
 static int check_id(const struct spc_heap *heap, uint64_t id)
 {
@@ -71,7 +57,7 @@ static int check_id(const struct spc_heap *heap, uint64_t id)
 
 static int push(struct spc_heap *heap, const struct spci_item *item)
 {
-    int rc = grow((void **)&heap->items, &heap->cap_items, heap->n_items + 1, sizeof(*item));
+    int rc = spci_grow((void **)&heap->items, &heap->cap_items, heap->n_items + 1, sizeof(*item));
     if (rc < 0)
         return rc;
     heap->items[heap->n_items++] = *item;
@@ -114,7 +100,7 @@ int spc_heap_add_inline(struct spc_heap *heap, uint64_t id, uint64_t value)
 
 int spc_heap_adopt(struct spc_heap *heap, void *buf, void (*free_fn)(void *))
 {
-    int rc = grow((void **)&heap->owned, &heap->cap_owned, heap->n_owned + 1, sizeof(*heap->owned));
+    int rc = spci_grow((void **)&heap->owned, &heap->cap_owned, heap->n_owned + 1, sizeof(*heap->owned));
     if (rc < 0)
         return rc;
     heap->owned[heap->n_owned++] = (struct spci_owned){buf, free_fn};

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "speadcast/inproc.h"
 
 struct node {
@@ -134,7 +135,7 @@ int spc_inproc_queue_open(struct spc_inproc_queue **out, const char *name)
     return 0;
 }
 
-void spc_inproc_queue_release(struct spc_inproc_queue *q)
+void spc_inproc_queue_close(struct spc_inproc_queue *q)
 {
     if (!q)
         return;
@@ -322,7 +323,7 @@ int spc_inproc_receiver_create(struct spc_inproc_receiver **out, const char *nam
     if (rc == 0) {
         rc = spc_decoder_create(&r->dec, cfg);
         if (rc < 0)
-            spc_inproc_queue_release(r->q);
+            spc_inproc_queue_close(r->q);
     }
     if (rc < 0) {
         free(r);
@@ -337,7 +338,7 @@ void spc_inproc_receiver_destroy(struct spc_inproc_receiver *r)
     if (!r)
         return;
     spc_decoder_destroy(r->dec);
-    spc_inproc_queue_release(r->q);
+    spc_inproc_queue_close(r->q);
     free(r);
 }
 
@@ -353,9 +354,7 @@ int spc_inproc_receiver_fd(const struct spc_inproc_receiver *r)
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(spci_monotonic_ns() / 1000000u);
 }
 
 int spc_inproc_receiver_next(struct spc_inproc_receiver *r, struct spc_decoded_heap **out,

@@ -1,56 +1,9 @@
-/* Item layout shared by item.c and itemgroup.c (core-internal). */
+/* Core-internal: what item groups (itemgroup.c) use of items (item.c). */
 #ifndef SPCI_ITEM_INTERNAL_H
 #define SPCI_ITEM_INTERNAL_H
 
-#include <stdatomic.h>
-
-#include "speadcast/item.h"
-
-/* What a field of an element holds. OPAQUE fields (dtype S5, U3, V4, f2, ...) can only be
- * filled with raw bytes. */
-enum spci_fkind { SPCI_F_UINT, SPCI_F_INT, SPCI_F_FLOAT, SPCI_F_COMPLEX, SPCI_F_BOOL, SPCI_F_CHAR, SPCI_F_OPAQUE };
-
-struct spci_field {
-    enum spci_fkind kind;
-    uint32_t bits;       /* the whole field (a complex's two parts together) */
-    uint64_t bit_offset; /* from the element's first bit */
-    bool little;         /* little-endian bytes (dtype '<'); else big-endian / MSB first */
-    char label[12];      /* how errors name the field: "u4", "<u2" */
-};
-
-/* A reference-counted value buffer. Shared by the item and the heaps it was added to. */
-struct spci_value {
-    atomic_size_t refs;
-    size_t len;
-    uint8_t data[];
-};
-
-struct spc_item {
-    uint64_t id;
-    uint64_t serial; /* unique per item ever created: tells a replacement from its original */
-    char *name;
-    char *description;
-    int64_t *shape;
-    size_t n_dims;
-    int var_dim; /* index of the variable dimension, or -1 */
-    struct spc_format_field *format;
-    size_t n_format;
-    char *dtype; /* normal form */
-    bool fortran_order;
-    struct spci_field *fields;
-    size_t n_fields;
-    uint64_t elem_bits;
-    uint64_t fixed_elems; /* product of the fixed dimensions */
-    bool allow_immediate;
-
-    uint64_t version;
-    const uint8_t *data; /* the value's bytes: block->data, or the caller's memory */
-    size_t len;
-    struct spci_value *block; /* NULL when data references the caller's memory */
-};
-
-/* Records a printf-style message for spc_item_last_error and returns code. */
-int spci_item_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include "error_internal.h"
+#include "item_layout.h"
 
 /* Creates an item from *d with the given id (not checked against 0: the group resolves
  * SPC_ITEM_AUTO_ID first). */

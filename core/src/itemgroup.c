@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "item_internal.h"
 
 /* ------------------------------------------------- uint64 -> uintptr map */
@@ -107,21 +108,6 @@ static void map_free(struct map *m)
     free(m->vals);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *n = realloc(*arr, ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 /* ------------------------------------------------------------ item groups */
 
 struct spc_item_group {
@@ -130,6 +116,7 @@ struct spc_item_group {
     struct spc_item **retired; /* replaced items, kept valid until the group is destroyed */
     size_t n_retired, cap_retired;
     struct map by_id;
+    char last_error[SPCI_ITEM_ERROR_MAX]; /* detail of the latest failed add */
 };
 
 int spc_item_group_create(struct spc_item_group **out)
@@ -192,7 +179,7 @@ static void retire(struct spc_item_group *g, struct spc_item *it)
     g->retired[g->n_retired++] = it;
 }
 
-int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor *d, struct spc_item **out)
+static int item_group_add(struct spc_item_group *group, const struct spc_descriptor *d, struct spc_item **out)
 {
     if (!group || !d)
         return spci_item_fail(-EINVAL, "item group or descriptor is NULL");
@@ -213,8 +200,8 @@ int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor
         return 0;
     }
     /* Make every later step infallible. */
-    if (grow((void **)&group->items, &group->cap_items, group->n_items + 1, sizeof(*group->items)) < 0 ||
-        grow((void **)&group->retired, &group->cap_retired, group->n_retired + 2, sizeof(*group->retired)) < 0 ||
+    if (spci_grow((void **)&group->items, &group->cap_items, group->n_items + 1, sizeof(*group->items)) < 0 ||
+        spci_grow((void **)&group->retired, &group->cap_retired, group->n_retired + 2, sizeof(*group->retired)) < 0 ||
         map_reserve(&group->by_id) < 0) {
         spc_item_destroy(it);
         return spci_item_fail(-ENOMEM, "out of memory");
@@ -228,6 +215,12 @@ int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor
     if (out)
         *out = it;
     return 0;
+}
+
+int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor *d, struct spc_item **out)
+{
+    int rc = item_group_add(group, d, out);
+    return group ? spci_item_keep_error(rc, group->last_error, sizeof group->last_error) : rc;
 }
 
 /* --------------------------------------------------------- heap generator */
@@ -259,6 +252,7 @@ struct spc_heap_generator {
     struct map by_id; /* id -> index into sent */
     struct plan *plan;
     size_t cap_plan;
+    char last_error[SPCI_ITEM_ERROR_MAX]; /* detail of the latest failed call */
 };
 
 int spc_heap_generator_create(struct spc_heap_generator **out, struct spc_item_group *group,
@@ -297,7 +291,7 @@ static int sent_index(struct spc_heap_generator *g, uint64_t id, size_t *index)
         *index = (size_t)v;
         return 0;
     }
-    if (grow((void **)&g->sent, &g->cap_sent, g->n_sent + 1, sizeof(*g->sent)) < 0 || map_reserve(&g->by_id) < 0)
+    if (spci_grow((void **)&g->sent, &g->cap_sent, g->n_sent + 1, sizeof(*g->sent)) < 0 || map_reserve(&g->by_id) < 0)
         return -ENOMEM;
     g->sent[g->n_sent] = (struct sent){.id = id};
     map_put(&g->by_id, id, (uintptr_t)g->n_sent);
@@ -310,7 +304,7 @@ static bool valid_select(enum spc_select s)
     return s == SPC_SELECT_STALE || s == SPC_SELECT_ALL || s == SPC_SELECT_NONE;
 }
 
-int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap *heap,
+static int generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap *heap,
                                    enum spc_select descriptors, enum spc_select data)
 {
     if (!gen || !heap)
@@ -319,7 +313,7 @@ int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_he
         return spci_item_fail(-EINVAL, "descriptors and data must be one of stale, all, none");
     const struct spc_item_group *group = gen->group;
     size_t n = group->n_items;
-    if (grow((void **)&gen->plan, &gen->cap_plan, n, sizeof(*gen->plan)) < 0)
+    if (spci_grow((void **)&gen->plan, &gen->cap_plan, n, sizeof(*gen->plan)) < 0)
         return spci_item_fail(-ENOMEM, "out of memory");
     /* Decide everything first, so that a failure leaves the generator as it was. */
     for (size_t i = 0; i < n; i++) {
@@ -359,7 +353,14 @@ int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_he
     return 0;
 }
 
-int spc_heap_generator_get_heap(struct spc_heap_generator *gen, struct spc_heap **out, enum spc_select descriptors,
+int spc_heap_generator_add_to_heap(struct spc_heap_generator *gen, struct spc_heap *heap,
+                                   enum spc_select descriptors, enum spc_select data)
+{
+    int rc = generator_add_to_heap(gen, heap, descriptors, data);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
+}
+
+static int generator_get_heap(struct spc_heap_generator *gen, struct spc_heap **out, enum spc_select descriptors,
                                 enum spc_select data)
 {
     if (!gen)
@@ -368,12 +369,19 @@ int spc_heap_generator_get_heap(struct spc_heap_generator *gen, struct spc_heap 
     int rc = spc_heap_create(&heap, &gen->flavour);
     if (rc < 0)
         return spci_item_fail(rc, "%s", spc_strerror(rc));
-    if ((rc = spc_heap_generator_add_to_heap(gen, heap, descriptors, data)) < 0) {
+    if ((rc = generator_add_to_heap(gen, heap, descriptors, data)) < 0) {
         spc_heap_destroy(heap);
         return rc;
     }
     *out = heap;
     return 0;
+}
+
+int spc_heap_generator_get_heap(struct spc_heap_generator *gen, struct spc_heap **out, enum spc_select descriptors,
+                                enum spc_select data)
+{
+    int rc = generator_get_heap(gen, out, descriptors, data);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
 }
 
 static int control_heap(struct spc_heap_generator *gen, struct spc_heap **out, bool start)
@@ -394,10 +402,22 @@ static int control_heap(struct spc_heap_generator *gen, struct spc_heap **out, b
 
 int spc_heap_generator_get_start(struct spc_heap_generator *gen, struct spc_heap **out)
 {
-    return control_heap(gen, out, true);
+    int rc = control_heap(gen, out, true);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
 }
 
 int spc_heap_generator_get_end(struct spc_heap_generator *gen, struct spc_heap **out)
 {
-    return control_heap(gen, out, false);
+    int rc = control_heap(gen, out, false);
+    return gen ? spci_item_keep_error(rc, gen->last_error, sizeof gen->last_error) : rc;
+}
+
+size_t spc_item_group_last_error(const struct spc_item_group *group, char *err, size_t errlen)
+{
+    return spci_copy_error(group ? group->last_error : "", err, errlen);
+}
+
+size_t spc_heap_generator_last_error(const struct spc_heap_generator *gen, char *err, size_t errlen)
+{
+    return spci_copy_error(gen ? gen->last_error : "", err, errlen);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "heap_internal.h"
+#include "wire_internal.h"
 
 /* The header's pointer count is 16 bits and includes the four standard pointers. */
 #define MAX_USER_PTRS (65535 - 4)

@@ -40,11 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "heap_internal.h"
 #include "log_internal.h"
 #include "ratelimit.h"
+#include "sized.h"
 #include "speadcast/speadcast.h"
 #include "speadcast/stream.h"
+#include "transport_bytes.h"
 #include "transport_internal.h"
 
 /* Batch limits: a batch ends at BATCH_MAX_PACKETS packets or once it holds
@@ -202,7 +205,7 @@ struct spc_stream {
     bool no_flush; /* the transport's flush is the -SPC_ENOTSUP stub */
 
     pthread_t thread;
-    pthread_mutex_t tx_lock; /* held around transport calls, for spc_stream_bytes_reset */
+    pthread_mutex_t tx_lock; /* held around transport calls, for spc_bytes_stream_reset */
 
     bool cq_on;
     pthread_mutex_t cq_lock;
@@ -213,17 +216,6 @@ struct spc_stream {
     _Atomic uint64_t st_heaps, st_packets, st_bytes, st_batches, st_sleeps, st_late, st_late_max,
         st_spin;
 };
-
-static void put_err(char *err, size_t errlen, const char *fmt, ...) SPCI_PRINTF(3, 4);
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
 {
@@ -239,9 +231,7 @@ static uint64_t now_ns(const struct spc_stream *s)
 {
     if (s->clock.now_ns)
         return s->clock.now_ns(s->clock.user);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return spci_monotonic_ns();
 }
 
 static inline void cpu_relax(void)
@@ -300,7 +290,7 @@ static void on_transport_complete(void *ctx, void *token, int status)
                  s->tp->plugin->name);
         return;
     }
-    finish_packet(s, t, status > 0 ? -SPC_EPLUGIN : status);
+    finish_packet(s, t, spci_plugin_rc(status));
 }
 
 static void set_broken(struct spc_stream *s, int rc)
@@ -322,17 +312,9 @@ static void drain_inflight(struct spc_stream *s)
     if (rc == -SPC_ENOTSUP && s->n_pending == 0)
         s->no_flush = true;
     if (rc == -SPC_ENOTSUP) {
-        while (s->n_pending != 0) {
-            int n = spci_transport_poll(s->tp);
-            if (n < 0) {
-                rc = n;
-                break;
-            }
-            if (n == 0 && s->n_pending != 0) {
-                struct timespec ts = {0, 50000};
-                nanosleep(&ts, NULL);
-            }
-        }
+        int n = spci_transport_poll_until_done(s->tp, &s->n_pending);
+        if (n < 0)
+            rc = n;
     }
     pthread_mutex_unlock(&s->tx_lock);
     if (s->n_pending != 0) {
@@ -373,8 +355,6 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
     stat_add(&s->st_bytes, bytes);
     if (rc != 0) {
         /* The transport can send nothing more: fail this batch, then everything else. */
-        if (rc > 0)
-            rc = -SPC_EPLUGIN;
         spci_log(SPC_LOG_ERROR, "%s: send failed: %s; failing every queued heap",
                  s->tp->plugin->name, spc_strerror(rc));
         for (size_t i = 0; i < n; i++) {
@@ -397,7 +377,7 @@ static void send_batch(struct spc_stream *s, struct batch *b, size_t n, uint64_t
                      s->tp->plugin->name);
             st = -SPC_EPLUGIN;
         }
-        finish_packet(s, t, st > 0 ? -SPC_EPLUGIN : st);
+        finish_packet(s, t, spci_plugin_rc(st));
     }
 }
 
@@ -762,17 +742,21 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
                     const struct spc_stream_options *opts, char *err, size_t errlen)
 {
     if (!out || !cfg) {
-        put_err(err, errlen, "stream: NULL argument");
+        spci_errorf(err, errlen, "stream: NULL argument");
         return -EINVAL;
     }
     *out = NULL;
-    struct spc_stream_options o = opts ? *opts : SPC_STREAM_OPTIONS_DEFAULT;
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    if (opts && spci_sized_in(&o, opts, sizeof o) < 0) {
+        spci_errorf(err, errlen, "stream: options.struct_size %u is too small", (unsigned)opts->struct_size);
+        return -EINVAL;
+    }
     if (o.cpu < -1 || o.cpu >= CPU_SETSIZE) {
-        put_err(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
+        spci_errorf(err, errlen, "stream: cpu %d is not -1 or a CPU number below %d", o.cpu, CPU_SETSIZE);
         return -EINVAL;
     }
     if (o.clock && (!o.clock->now_ns || !o.clock->sleep_until_ns)) {
-        put_err(err, errlen, "stream: a clock needs both now_ns and sleep_until_ns");
+        spci_errorf(err, errlen, "stream: a clock needs both now_ns and sleep_until_ns");
         return -EINVAL;
     }
     const struct spc_stream_config *sc = spc_config_stream(cfg);
@@ -828,7 +812,7 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
             rc = -errno;
     }
     if (rc < 0) {
-        put_err(err, errlen, "stream: %s", spc_strerror(rc));
+        spci_errorf(err, errlen, "stream: %s", spc_strerror(rc));
         stream_free(s);
         return rc;
     }
@@ -851,9 +835,9 @@ int spc_stream_open(struct spc_stream **out, const struct spc_config *cfg,
     pthread_attr_destroy(&attr);
     if (rc < 0) {
         if (o.cpu >= 0 && rc == -EINVAL)
-            put_err(err, errlen, "stream: cannot run the writer thread on cpu %d", o.cpu);
+            spci_errorf(err, errlen, "stream: cannot run the writer thread on cpu %d", o.cpu);
         else
-            put_err(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
+            spci_errorf(err, errlen, "stream: cannot start the writer thread: %s", strerror(-rc));
         stream_free(s);
         return rc;
     }
@@ -865,7 +849,7 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
                          const struct spc_stream_options *opts, char *err, size_t errlen)
 {
     if (!out || !json) {
-        put_err(err, errlen, "stream: NULL argument");
+        spci_errorf(err, errlen, "stream: NULL argument");
         return -EINVAL;
     }
     struct spc_config *cfg;
@@ -873,7 +857,7 @@ int spc_stream_open_json(struct spc_stream **out, const char *json,
     if (rc < 0)
         return rc;
     rc = spc_stream_open(out, cfg, opts, err, errlen);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return rc;
 }
 
@@ -923,28 +907,26 @@ int spc_stream_set_cnt_sequence(struct spc_stream *s, uint64_t next, uint64_t st
     return 0;
 }
 
-void spc_stream_last_error(struct spc_stream *s, char *buf, size_t len)
+size_t spc_stream_last_error(struct spc_stream *s, char *err, size_t errlen)
 {
-    if (!buf || !len)
-        return;
-    if (!s) {
-        buf[0] = '\0';
-        return;
-    }
-    spci_transport_error(s->tp, buf, len);
+    if (!s)
+        return spci_copy_error("", err, errlen);
+    return spci_transport_error(s->tp, err, errlen);
 }
 
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out)
 {
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     struct spc_stream *m = (struct spc_stream *)s; /* atomics are read-only here */
-    out->heaps = atomic_load_explicit(&m->st_heaps, memory_order_relaxed);
-    out->packets = atomic_load_explicit(&m->st_packets, memory_order_relaxed);
-    out->bytes = atomic_load_explicit(&m->st_bytes, memory_order_relaxed);
-    out->batches = atomic_load_explicit(&m->st_batches, memory_order_relaxed);
-    out->sleeps = atomic_load_explicit(&m->st_sleeps, memory_order_relaxed);
-    out->sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
-    out->sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
-    out->spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
+    st.heaps = atomic_load_explicit(&m->st_heaps, memory_order_relaxed);
+    st.packets = atomic_load_explicit(&m->st_packets, memory_order_relaxed);
+    st.bytes = atomic_load_explicit(&m->st_bytes, memory_order_relaxed);
+    st.batches = atomic_load_explicit(&m->st_batches, memory_order_relaxed);
+    st.sleeps = atomic_load_explicit(&m->st_sleeps, memory_order_relaxed);
+    st.sleep_late_ns = atomic_load_explicit(&m->st_late, memory_order_relaxed);
+    st.sleep_late_max_ns = atomic_load_explicit(&m->st_late_max, memory_order_relaxed);
+    st.spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
+    spci_sized_out(out, &st, sizeof st);
 }
 
 /* ================================================================ sending */
@@ -1192,7 +1174,7 @@ int spc_heap_list_create(struct spc_heap_list **out, struct spc_stream *s,
     return 0;
 }
 
-void spc_heap_list_free(struct spc_heap_list *list)
+void spc_heap_list_destroy(struct spc_heap_list *list)
 {
     free(list);
 }
@@ -1296,7 +1278,7 @@ int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
         pthread_mutex_unlock(&s->tx_lock);
         if (rc != 0) {
             free(m);
-            return rc > 0 ? -SPC_EPLUGIN : rc;
+            return rc;
         }
     }
     pthread_mutex_lock(&s->lock);
@@ -1353,8 +1335,6 @@ int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory 
         pthread_mutex_lock(&s->tx_lock);
         rc = spci_transport_deregister_memory(s->tp, mem->handle);
         pthread_mutex_unlock(&s->tx_lock);
-        if (rc > 0)
-            rc = -SPC_EPLUGIN;
     }
     if (rc == 0)
         *pp = mem->next;
@@ -1366,22 +1346,22 @@ int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory 
 
 /* ================================================================ bytes transport */
 
-int spc_stream_bytes(struct spc_stream *s, const uint8_t **data, size_t *len)
+int spc_bytes_stream_data(struct spc_stream *s, const uint8_t **data, size_t *len)
 {
     if (!s || !data || !len)
         return -EINVAL;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_bytes_data(s->tp, data, len);
+    int rc = spci_bytes_data(s->tp->obj, data, len);
     pthread_mutex_unlock(&s->tx_lock);
     return rc;
 }
 
-int spc_stream_bytes_reset(struct spc_stream *s)
+int spc_bytes_stream_reset(struct spc_stream *s)
 {
     if (!s)
         return -EINVAL;
     pthread_mutex_lock(&s->tx_lock);
-    int rc = spci_bytes_reset(s->tp);
+    int rc = spci_bytes_reset(s->tp->obj);
     pthread_mutex_unlock(&s->tx_lock);
     return rc;
 }

@@ -1,12 +1,9 @@
-/* Opened transports: the core services table, spci_transport_* (used by the send stream)
- * and the public synchronous spc_transport_handle_* API.
+/* Opened transports: the core services table and spci_transport_* (used by the send
+ * stream and by transport handles).
  *
  * Invariants:
  * - obj->core points to the owning struct spci_transport for the object's whole life.
  * - close runs if and only if open returned 0.
- * - A handle's packets are never left pending when spc_transport_handle_send returns:
- *   tokens are sequence numbers, so a completion that arrives late (after a failed flush)
- *   is recognised as stale and dropped instead of writing to freed memory.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,6 +13,8 @@
 #include <time.h>
 
 #include "log_internal.h"
+#include "clock.h"
+#include "config_internal.h"
 #include "transport_internal.h"
 
 /* ------------------------------------------------------------ core services */
@@ -74,20 +73,17 @@ void spci_transport_set_error(struct spci_transport *t, const char *fmt, ...)
     va_end(ap);
 }
 
-void spci_transport_error(struct spci_transport *t, char *buf, size_t len)
+size_t spci_transport_error(struct spci_transport *t, char *buf, size_t len)
 {
-    if (!len)
-        return;
     pthread_mutex_lock(&t->err_lock);
-    snprintf(buf, len, "%s", t->last_error);
+    size_t n = spci_copy_error(t->last_error, buf, len);
     pthread_mutex_unlock(&t->err_lock);
+    return n;
 }
 
 static uint64_t svc_clock_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return spci_monotonic_ns();
 }
 
 static void svc_complete(struct spc_transport *t, void *token, int status)
@@ -143,7 +139,7 @@ const struct spc_core_services spci_core_services = {
     .ipv4_checksum = spc_ipv4_checksum,
     .mac_parse = spc_mac_parse,
     .inproc_queue_open = spc_inproc_queue_open,
-    .inproc_queue_release = spc_inproc_queue_release,
+    .inproc_queue_close = spc_inproc_queue_close,
     .inproc_queue_pushv = spc_inproc_queue_pushv,
     .inproc_queue_stop = spc_inproc_queue_stop,
     /* ABI minor 2 */
@@ -205,20 +201,16 @@ int spci_transport_open(struct spci_transport **out, const struct spc_config *cf
         .burst_rate_ratio = s->burst_rate_ratio,
         .max_heaps = s->max_heaps,
     };
-    rc = p->ops.open(t->obj, opts, &params);
+    rc = spci_plugin_rc(p->ops.open(t->obj, opts, &params));
     if (rc != 0) {
-        if (rc > 0) /* a plugin bug: report it as such rather than as success */
-            rc = -SPC_EPLUGIN;
-        if (err && errlen)
-            snprintf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
+        spci_errorf(err, errlen, "transport \"%s\": open failed: %s%s%s", p->name, spc_strerror(rc),
                      t->last_error[0] ? ": " : "", t->last_error);
         instance_free(t);
         return rc;
     }
     unsigned n = t->obj->n_substreams;
     if (n == 0 || (d->max_substreams && n > d->max_substreams)) {
-        if (err && errlen)
-            snprintf(err, errlen, "transport \"%s\": open set n_substreams %u outside 1..%u",
+        spci_errorf(err, errlen, "transport \"%s\": open set n_substreams %u outside 1..%u",
                      p->name, n, d->max_substreams ? (unsigned)d->max_substreams : UINT32_MAX);
         p->ops.close(t->obj);
         instance_free(t);
@@ -238,155 +230,16 @@ void spci_transport_close(struct spci_transport *t)
     instance_free(t);
 }
 
-/* ------------------------------------------------------------ public handles */
-
-/* Packets handed to the transport per send call. */
-#define HANDLE_CHUNK 64
-
-struct spc_transport_handle {
-    struct spci_transport *t;
-    uint64_t seq_base;        /* token of status[0] in the current chunk */
-    size_t n_chunk;
-    size_t pending;
-    int status[HANDLE_CHUNK];
-    char error[512];
-};
-
-static void handle_complete(void *ctx, void *token, int status)
+int spci_transport_poll_until_done(struct spci_transport *t, const size_t *pending)
 {
-    struct spc_transport_handle *h = ctx;
-    uint64_t seq = (uint64_t)(uintptr_t)token;
-    if (seq < h->seq_base || seq - h->seq_base >= h->n_chunk ||
-        h->status[seq - h->seq_base] != SPC_TX_PENDING) {
-        spci_log(SPC_LOG_ERROR, "%s: stale or duplicate completion dropped", h->t->plugin->name);
-        return;
-    }
-    h->status[seq - h->seq_base] = status > 0 ? -SPC_EPLUGIN : status;
-    h->pending--;
-}
-
-int spc_transport_handle_open(struct spc_transport_handle **out, const struct spc_config *cfg,
-                              char *err, size_t errlen)
-{
-    if (!out || !cfg)
-        return -EINVAL;
-    struct spc_transport_handle *h = calloc(1, sizeof *h);
-    if (!h)
-        return -ENOMEM;
-    h->seq_base = 1; /* token 0 would be NULL */
-    int rc = spci_transport_open(&h->t, cfg, handle_complete, h, err, errlen);
-    if (rc < 0) {
-        free(h);
-        return rc;
-    }
-    *out = h;
-    return 0;
-}
-
-void spc_transport_handle_close(struct spc_transport_handle *h)
-{
-    if (!h)
-        return;
-    if (h->t->caps & SPC_TRANSPORT_CAP_ASYNC)
-        spci_transport_flush(h->t);
-    spci_transport_close(h->t);
-    free(h);
-}
-
-unsigned spc_transport_handle_n_substreams(const struct spc_transport_handle *h)
-{
-    return h->t->n_substreams;
-}
-
-/* Waits for the chunk's pending packets. Returns when none is pending. */
-static void handle_drain(struct spc_transport_handle *h)
-{
-    if (!h->pending)
-        return;
-    int rc = spci_transport_flush(h->t);
-    while (h->pending && rc >= 0) {
-        rc = spci_transport_poll(h->t);
-        if (h->pending && rc == 0) {
+    while (*pending) {
+        int n = spci_transport_poll(t);
+        if (n < 0)
+            return n;
+        if (n == 0 && *pending) {
             struct timespec ts = {0, 50000};
             nanosleep(&ts, NULL);
         }
     }
-    if (h->pending) {
-        /* The transport broke its flush contract; give up on these packets. */
-        spci_log(SPC_LOG_ERROR, "%s: flush returned with %zu packets pending (%s)",
-                 h->t->plugin->name, h->pending, spc_strerror(rc));
-        for (size_t i = 0; i < h->n_chunk; i++)
-            if (h->status[i] == SPC_TX_PENDING)
-                h->status[i] = rc < 0 ? rc : -SPC_EPLUGIN;
-        h->pending = 0;
-    }
-}
-
-int spc_transport_handle_send(struct spc_transport_handle *h, const struct spc_packet *pkts,
-                              size_t n, uint32_t substream, int *status)
-{
-    if (!h || (n && !pkts))
-        return -EINVAL;
-    if (substream >= h->t->n_substreams)
-        return -SPC_ESUBSTREAM;
-    int first = 0;
-    struct spc_tx_packet tx[HANDLE_CHUNK];
-    for (size_t start = 0; start < n; start += HANDLE_CHUNK) {
-        size_t m = n - start < HANDLE_CHUNK ? n - start : HANDLE_CHUNK;
-        h->seq_base += h->n_chunk;
-        h->n_chunk = m;
-        for (size_t i = 0; i < m; i++) {
-            const struct spc_packet *p = &pkts[start + i];
-            tx[i] = (struct spc_tx_packet){.iov = p->iov, .n_iov = p->n_iov, .substream = substream,
-                                           .size = p->size,
-                                           .token = (void *)(uintptr_t)(h->seq_base + i),
-                                           .status = SPC_TX_PENDING};
-            h->status[i] = SPC_TX_PENDING;
-        }
-        struct spc_tx_batch b;
-        spci_tx_batch_init(&b, tx, m);
-        int rc = spci_transport_send(h->t, &b);
-        h->pending = 0;
-        for (size_t i = 0; i < m; i++) {
-            int s = rc < 0 ? rc : tx[i].status;
-            if (s == SPC_TX_PENDING && !(h->t->caps & SPC_TRANSPORT_CAP_ASYNC)) {
-                spci_log(SPC_LOG_ERROR, "%s: left a packet pending without the async capability",
-                         h->t->plugin->name);
-                s = -SPC_EPLUGIN;
-            } else if (s > 0 && s != SPC_TX_PENDING) {
-                s = -SPC_EPLUGIN;
-            }
-            h->status[i] = s;
-            h->pending += s == SPC_TX_PENDING;
-        }
-        handle_drain(h);
-        for (size_t i = 0; i < m; i++) {
-            if (status)
-                status[start + i] = h->status[i];
-            if (h->status[i] < 0 && !first)
-                first = h->status[i];
-        }
-    }
-    return first;
-}
-
-const char *spc_transport_handle_error(const struct spc_transport_handle *h)
-{
-    struct spc_transport_handle *mh = (struct spc_transport_handle *)h;
-    spci_transport_error(mh->t, mh->error, sizeof mh->error);
-    return mh->error;
-}
-
-int spc_transport_handle_bytes(const struct spc_transport_handle *h, const uint8_t **data, size_t *len)
-{
-    if (!h || !data || !len)
-        return -EINVAL;
-    return spci_bytes_data(h->t, data, len);
-}
-
-int spc_transport_handle_bytes_reset(struct spc_transport_handle *h)
-{
-    if (!h)
-        return -EINVAL;
-    return spci_bytes_reset(h->t);
+    return 0;
 }

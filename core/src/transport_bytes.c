@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "speadcast/speadcast.h"
-#include "transport_internal.h"
+#include "speadcast/speadcast.h" /* SPC_VERSION_STRING */
+#include "transport_bytes.h"
 
 struct bytes_options {
     uint64_t initial_capacity;
@@ -127,16 +127,16 @@ const struct spc_transport_descriptor *spci_bytes_entry(void)
     return &bytes_descriptor;
 }
 
-static struct bytes_transport *as_bytes(const struct spci_transport *t)
+static struct bytes_transport *as_bytes(const struct spc_transport *obj)
 {
-    if (!t || t->plugin->desc != &bytes_descriptor)
+    if (!obj || obj->desc != &bytes_descriptor)
         return NULL;
-    return spc_container_of(t->obj, struct bytes_transport, base);
+    return spc_container_of(obj, struct bytes_transport, base);
 }
 
-int spci_bytes_data(const struct spci_transport *t, const uint8_t **data, size_t *len)
+int spci_bytes_data(const struct spc_transport *obj, const uint8_t **data, size_t *len)
 {
-    struct bytes_transport *b = as_bytes(t);
+    struct bytes_transport *b = as_bytes(obj);
     if (!b)
         return -SPC_ENOTSUP;
     *data = b->buf;
@@ -144,9 +144,9 @@ int spci_bytes_data(const struct spci_transport *t, const uint8_t **data, size_t
     return 0;
 }
 
-int spci_bytes_reset(struct spci_transport *t)
+int spci_bytes_reset(struct spc_transport *obj)
 {
-    struct bytes_transport *b = as_bytes(t);
+    struct bytes_transport *b = as_bytes(obj);
     if (!b)
         return -SPC_ENOTSUP;
     b->len = 0;

@@ -1,7 +1,6 @@
-/* Core-internal view of transports: loaded plugins, opened transport instances, and the
- * pieces of the config that the stream code needs. The send stream (stream.c) builds on
- * spci_transport_*; the public spc_transport_handle_* API in transport.c is a thin
- * synchronous wrapper over the same calls.
+/* Core-internal: opened transport instances (transport.c). The send stream (stream.c)
+ * builds on spci_transport_*; the public spc_transport_handle_* API (transport_handle.c)
+ * is a thin synchronous wrapper over the same calls.
  */
 #ifndef SPC_TRANSPORT_INTERNAL_H
 #define SPC_TRANSPORT_INTERNAL_H
@@ -12,52 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "speadcast/config.h"
+#include "speadcast/speadcast.h"
 #include "speadcast/transport.h"
-
-/* ---------------------------------------------------------------- plugins (loader.c) */
-
-/* A transport that loaded and passed every check. Lives until the process exits;
- * immutable after loading, so it may be read from any thread without a lock. */
-struct spci_plugin {
-    const struct spc_transport_descriptor *desc;
-    struct spc_transport_ops ops; /* full table: optional gaps filled with -SPC_ENOTSUP stubs */
-    char *name;
-    char *path;                   /* module file; NULL for a built-in */
-    size_t option_stride;         /* desc->options[0].struct_size, or 0 */
-    struct spci_plugin *next;
-};
-
-/* Finds and loads (once) the transport called name along the search path for
- * plugin_path (NULL-terminated, may be NULL). On failure the text lists the files tried,
- * the reason for each, and the transports available. Thread-safe.
- * Errors: -SPC_EPLUGIN, -SPC_ECONFIG (invalid name), -ENOMEM. */
-int spci_plugin_find(const char *name, const char *const *plugin_path,
-                     const struct spci_plugin **out, char *err, size_t errlen);
-
-/* 0 when name is a valid transport name ([A-Za-z0-9_-]{1,64}), else -EINVAL. */
-int spci_transport_name_check(const char *name);
-
-/* Built-in transports (transport_bytes.c). */
-const struct spc_transport_descriptor *spci_bytes_entry(void);
-
-/* ---------------------------------------------------------------- options (config.c) */
-
-/* Checks a plugin's option table (names, types, bounds, defaults, offsets). */
-int spci_option_table_check(const struct spc_transport_descriptor *d, char *err, size_t errlen);
-
-/* The typed options struct of one opened transport and the strings/lists it points to. */
-struct spci_options;
-
-/* Builds the typed options for cfg's transport (defaults, then the config's values),
- * checking required options and list lengths. *opts_out is NULL when the transport
- * declares no options struct. Free with spci_options_free. */
-int spci_options_build(const struct spc_config *cfg, struct spci_options **out,
-                       void **opts_out, char *err, size_t errlen);
-void spci_options_free(struct spci_options *o);
-
-/* The resolved transport of a config (never NULL for a config that was created). */
-const struct spci_plugin *spci_config_plugin(const struct spc_config *cfg);
+#include "error_internal.h"
+#include "loader.h"
+#include "options.h"
 
 /* ---------------------------------------------------------------- instances (transport.c) */
 
@@ -103,23 +61,36 @@ static inline void spci_tx_batch_init(struct spc_tx_batch *b, struct spc_tx_pack
     b->packets = pkts;
 }
 
-/* Hot-path calls: straight through the full ops table (see transport.h for contracts).
+/* The one place a plugin's positive return is mapped: the ABI allows 0 or a negative
+ * code (poll's count aside), so a positive value from send, flush, open, memory
+ * registration or a packet status is a plugin bug, reported as -SPC_EPLUGIN rather than
+ * taken for success. */
+static inline int spci_plugin_rc(int rc)
+{
+    return rc > 0 ? -SPC_EPLUGIN : rc;
+}
+
+/* Hot-path calls: straight through the full ops table (see transport.h for contracts),
+ * positive returns mapped by spci_plugin_rc (poll returns a count).
  * The caller guarantees every packet's substream < t->n_substreams. */
 static inline int spci_transport_send(struct spci_transport *t, struct spc_tx_batch *b)
 {
-    return t->ops->send(t->obj, b);
+    return spci_plugin_rc(t->ops->send(t->obj, b));
 }
-static inline int spci_transport_flush(struct spci_transport *t) { return t->ops->flush(t->obj); }
+static inline int spci_transport_flush(struct spci_transport *t)
+{
+    return spci_plugin_rc(t->ops->flush(t->obj));
+}
 static inline int spci_transport_poll(struct spci_transport *t) { return t->ops->poll(t->obj); }
 static inline int spci_transport_get_fd(struct spci_transport *t) { return t->ops->get_fd(t->obj); }
 static inline int spci_transport_register_memory(struct spci_transport *t, void *addr, size_t len,
                                                  void **handle)
 {
-    return t->ops->register_memory(t->obj, addr, len, handle);
+    return spci_plugin_rc(t->ops->register_memory(t->obj, addr, len, handle));
 }
 static inline int spci_transport_deregister_memory(struct spci_transport *t, void *handle)
 {
-    return t->ops->deregister_memory(t->obj, handle);
+    return spci_plugin_rc(t->ops->deregister_memory(t->obj, handle));
 }
 
 /* Whether the transport paces the stream in hardware (svc->set_hw_paced): as open left
@@ -129,20 +100,18 @@ static inline bool spci_transport_hw_paced(const struct spci_transport *t)
     return atomic_load_explicit(&t->hw_paced, memory_order_relaxed);
 }
 
+/* Polls t until *pending (the caller's count of packets the transport left pending,
+ * decremented by its completion callback) is 0, sleeping 50 us after a poll that
+ * completes nothing. Returns 0, or poll's error (packets may then still be pending). */
+int spci_transport_poll_until_done(struct spci_transport *t, const size_t *pending);
+
 /* Copies the last error text (thread-safe; "" when none). */
-void spci_transport_error(struct spci_transport *t, char *buf, size_t len);
+size_t spci_transport_error(struct spci_transport *t, char *buf, size_t len);
 /* Sets the last error text from core code (same slot plugins write). */
 void spci_transport_set_error(struct spci_transport *t, const char *fmt, ...)
     SPC_PRINTF_FMT(2, 3);
 
 /* The core services table given to every plugin. */
 extern const struct spc_core_services spci_core_services;
-
-/* ---------------------------------------------------------------- bytes transport */
-
-/* The bytes collected by a bytes-transport instance (borrowed until its next send or
- * close), and emptying it. -SPC_ENOTSUP when t is another transport. */
-int spci_bytes_data(const struct spci_transport *t, const uint8_t **data, size_t *len);
-int spci_bytes_reset(struct spci_transport *t);
 
 #endif

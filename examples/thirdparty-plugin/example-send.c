@@ -35,7 +35,7 @@ static int send_all(const char *config)
     rc = spc_transport_handle_open(&h, cfg, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "example-send: %s\n", err);
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
         return 1;
     }
     const struct spc_stream_config *sc = spc_config_stream(cfg);
@@ -54,15 +54,17 @@ static int send_all(const char *config)
         while (rc == 0 && spc_packetizer_next(&pz, scratch, &pkt) == 1)
             rc = spc_transport_handle_send(h, &pkt, 1, 0, NULL);
         if (rc < 0) {
+            char detail[512];
+            spc_transport_handle_last_error(h, detail, sizeof detail);
             fprintf(stderr, "example-send: heap %llu: %s (%s)\n", (unsigned long long)cnt, spc_strerror(rc),
-                    spc_transport_handle_error(h));
+                    detail);
             status = 1;
         }
         spc_heap_destroy(heap);
     }
     free(scratch);
     spc_transport_handle_close(h);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     if (!status)
         printf("sent %d heaps as configured in %s\n", N_HEAPS, config);
     return status;

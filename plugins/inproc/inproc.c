@@ -37,7 +37,7 @@ static const struct spc_option inproc_option_table[] = {
 static void release_all(struct inproc *ip)
 {
     for (size_t i = 0; i < ip->n; i++)
-        ip->base.svc->inproc_queue_release(ip->queues[i]);
+        ip->base.svc->inproc_queue_close(ip->queues[i]);
     free(ip->queues);
     ip->queues = NULL;
     ip->n = 0;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "speadcast/transport.h"
+#include "spcu_net.h"
 
 #define PCAP_MAGIC 0xa1b2c3d4u   /* microsecond timestamps, written in host order */
 #define PCAP_SNAPLEN 262144u
@@ -88,17 +89,12 @@ static const struct spc_option pcap_option_table[] = {
 /* Resolves host to an IPv4 address (network order bytes). */
 static int resolve_v4(struct pcap *pc, const char *what, const char *host, uint8_t out[4])
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) {
+    const char *why = "";
+    int rc = spcu_resolve_ipv4(host, out, &why);
+    if (rc < 0)
         pc->base.svc->set_error(&pc->base, "cannot resolve %s \"%s\" to an IPv4 address "
-                                "(pcap frames are IPv4): %s", what, host, gai_strerror(rc));
-        return rc == EAI_AGAIN ? -EAGAIN : rc == EAI_MEMORY ? -ENOMEM : -SPC_ECONFIG;
-    }
-    memcpy(out, &((const struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
-    freeaddrinfo(res);
-    return 0;
+                                "(pcap frames are IPv4): %s", what, host, why);
+    return rc;
 }
 
 static int write_all(int fd, const void *buf, size_t len)

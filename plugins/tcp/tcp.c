@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "speadcast/transport.h"
+#include "spcu_net.h"
 #include "syscalls.h"
 
 #define TCP_MAX_IOV 1024 /* UIO_MAXIOV */
@@ -100,24 +101,23 @@ static const struct spc_option tcp_option_table[] = {
      .help = "local address to connect from (the socket is bound to it)"},
 };
 
-static uint64_t now_ns(void)
+/* The core's monotonic clock (svc->clock_ns), in ns. */
+static uint64_t now_ns(const struct tcp *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return c->base.svc->clock_ns();
 }
 
-static uint64_t deadline_after(double seconds)
+static uint64_t deadline_after(const struct tcp *c, double seconds)
 {
-    return seconds > 0 ? now_ns() + (uint64_t)(seconds * 1e9) : 0;
+    return seconds > 0 ? now_ns(c) + (uint64_t)(seconds * 1e9) : 0;
 }
 
 /* Milliseconds poll may wait before deadline (0 = none): -1 for no limit. */
-static int poll_ms(uint64_t deadline)
+static int poll_ms(const struct tcp *c, uint64_t deadline)
 {
     if (!deadline)
         return -1;
-    uint64_t now = now_ns();
+    uint64_t now = now_ns(c);
     if (now >= deadline)
         return 0;
     uint64_t ms = (deadline - now + 999999) / 1000000;
@@ -142,14 +142,10 @@ static int resolve_peer(struct tcp *c, const struct spc_endpoint *ep)
     errno = 0;
     int rc = getaddrinfo(ep->host, port_s, &hints, &c->addrs);
     if (rc != 0) {
+        int e = errno;
         c->addrs = NULL;
-        c->base.svc->set_error(&c->base, "cannot resolve %s: %s", c->peer,
-                               rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        if (rc == EAI_AGAIN)
-            return -EAGAIN;
-        if (rc == EAI_MEMORY)
-            return -ENOMEM;
-        return rc == EAI_SYSTEM && errno ? -errno : -SPC_ECONFIG;
+        c->base.svc->set_error(&c->base, "cannot resolve %s: %s", c->peer, spcu_gai_text(rc, e));
+        return spcu_gai_code(rc, e);
     }
     c->next_addr = c->addrs;
     return 0;
@@ -157,20 +153,11 @@ static int resolve_peer(struct tcp *c, const struct spc_endpoint *ep)
 
 static int resolve_iface(struct tcp *c)
 {
-    const char *host = c->opt->interface_address;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, "0", &hints, &res);
-    if (rc != 0) {
-        c->base.svc->set_error(&c->base, "cannot resolve interface_address %s: %s", host,
-                               gai_strerror(rc));
-        return rc == EAI_AGAIN ? -EAGAIN : -SPC_ECONFIG;
-    }
-    memcpy(&c->iface, res->ai_addr, res->ai_addrlen);
-    c->iface_len = (socklen_t)res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
+    const char *host = c->opt->interface_address, *why = "";
+    int rc = spcu_resolve(host, 0, AF_UNSPEC, SOCK_STREAM, AI_PASSIVE, &c->iface, &c->iface_len, NULL, &why);
+    if (rc < 0)
+        c->base.svc->set_error(&c->base, "cannot resolve interface_address %s: %s", host, why);
+    return rc;
 }
 
 /* Starts a non-blocking connect to the next candidate address. Returns 0 (connecting
@@ -221,7 +208,7 @@ static int finish_connect(struct tcp *c)
 {
     while (c->connecting) {
         struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-        int ms = poll_ms(c->connect_deadline);
+        int ms = poll_ms(c, c->connect_deadline);
         if (ms == 0) {
             close_fd(c);
             c->connecting = false;
@@ -332,7 +319,7 @@ static int tcp_open(struct spc_transport *t, const void *options,
         rc = o->interface_address ? resolve_iface(c) : 0;
         if (rc == 0)
             rc = resolve_peer(c, ep);
-        c->connect_deadline = deadline_after(o->connect_timeout);
+        c->connect_deadline = deadline_after(c, o->connect_timeout);
         if (rc == 0)
             rc = start_connect(c, 0);
         if (rc == 0 && o->connect_mode == TCP_CONNECT_BLOCKING)
@@ -435,13 +422,13 @@ static int tcp_send(struct spc_transport *t, struct spc_tx_batch *b)
              * written, so wait as for a full buffer (poll cannot see it: back off 1 ms),
              * under the same send_timeout, instead of killing the connection. */
             if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM) {
-                uint64_t now = now_ns();
+                uint64_t now = now_ns(c);
                 if (!stall_start)
                     stall_start = now;
                 uint64_t deadline = c->opt->send_timeout > 0
                                         ? stall_start + (uint64_t)(c->opt->send_timeout * 1e9)
                                         : 0;
-                int ms = poll_ms(deadline);
+                int ms = poll_ms(c, deadline);
                 if (ms == 0) {
                     go_dead(c, -ETIMEDOUT, "the peer took nothing for send_timeout");
                     break;

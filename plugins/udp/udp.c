@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "speadcast/transport.h"
+#include "spcu_net.h"
 #include "syscalls.h"
 
 #ifndef UDP_SEGMENT
@@ -125,64 +126,6 @@ static const struct spc_option udp_option_table[] = {
 static const char *family_name(int family)
 {
     return family == AF_INET6 ? "IPv6" : "IPv4";
-}
-
-static void endpoint_text(const struct spc_endpoint *ep, char *buf, size_t len)
-{
-    if (strchr(ep->host, ':'))
-        snprintf(buf, len, "[%s]:%u", ep->host, (unsigned)ep->port);
-    else
-        snprintf(buf, len, "%s:%u", ep->host, (unsigned)ep->port);
-}
-
-static int gai_code(int rc)
-{
-    switch (rc) {
-    case EAI_AGAIN:
-        return -EAGAIN;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
-    default:
-        return -SPC_ECONFIG;
-    }
-}
-
-/* Resolves host (port may be 0) to the first address of family (AF_UNSPEC = any).
- * *found_other is set when the name resolves but only to another family. */
-static int resolve(const char *host, unsigned port, int family, struct sockaddr_storage *out,
-                   socklen_t *out_len, bool *found_other, const char **gai_err)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
-                             .ai_flags = AI_NUMERICSERV};
-    char port_s[8];
-    snprintf(port_s, sizeof port_s, "%u", port);
-    struct addrinfo *res = NULL;
-    errno = 0;
-    int rc = getaddrinfo(host, port_s, &hints, &res);
-    if (rc != 0) {
-        *gai_err = rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
-        return gai_code(rc);
-    }
-    *found_other = false;
-    int ret = -SPC_ECONFIG;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-            continue;
-        if (family != AF_UNSPEC && ai->ai_family != family) {
-            *found_other = true;
-            continue;
-        }
-        memcpy(out, ai->ai_addr, ai->ai_addrlen);
-        *out_len = (socklen_t)ai->ai_addrlen;
-        ret = 0;
-        break;
-    }
-    freeaddrinfo(res);
-    if (ret < 0 && !*found_other)
-        *gai_err = "no IPv4 or IPv6 address";
-    return ret;
 }
 
 static int set_sockopt(struct udp *u, int level, int name, const void *val, socklen_t len,
@@ -293,11 +236,11 @@ static int resolve_endpoints(struct udp *u)
     for (size_t i = 0; i < eps->n; i++) {
         const struct spc_endpoint *ep = eps->items[i];
         char text[300];
-        endpoint_text(ep, text, sizeof text);
+        spcu_endpoint_text(ep, text, sizeof text);
         socklen_t len = 0;
         bool other = false;
         const char *why = "";
-        int rc = resolve(ep->host, ep->port, u->family, &u->dest[i], &len, &other, &why);
+        int rc = spcu_resolve(ep->host, ep->port, u->family, SOCK_DGRAM, 0, &u->dest[i], &len, &other, &why);
         if (rc < 0 && other) {
             u->base.svc->set_error(&u->base,
                                    "endpoints[%zu] %s has no %s address: all endpoints (and "
@@ -353,7 +296,7 @@ static int udp_open(struct spc_transport *t, const void *options,
     } else if (o->interface_address) {
         bool other = false;
         const char *why = "";
-        rc = resolve(o->interface_address, 0, AF_UNSPEC, &iface, &iface_len, &other, &why);
+        rc = spcu_resolve(o->interface_address, 0, AF_UNSPEC, SOCK_DGRAM, 0, &iface, &iface_len, &other, &why);
         if (rc < 0)
             t->svc->set_error(t, "cannot resolve interface_address %s: %s",
                               o->interface_address, why);
@@ -457,18 +400,11 @@ static int send_msgs(struct udp *u, size_t nmsg)
     return (int)k;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Waits until the socket may take more. Returns false once nothing has gone out for
  * UDP_STALL_LIMIT_NS since *stall_start (0 = the stall starts now). */
 static bool wait_writable(struct udp *u, int e, uint64_t *stall_start)
 {
-    uint64_t now = now_ns();
+    uint64_t now = u->base.svc->clock_ns();
     if (!*stall_start)
         *stall_start = now;
     else if (now - *stall_start > UDP_STALL_LIMIT_NS)
@@ -487,7 +423,7 @@ static void fail_packet(struct udp *u, struct spc_tx_packet *p, int code)
 {
     p->status = code;
     char text[300];
-    endpoint_text(u->opt->endpoints.items[p->substream], text, sizeof text);
+    spcu_endpoint_text(u->opt->endpoints.items[p->substream], text, sizeof text);
     u->base.svc->set_error(&u->base, "sending a %zu-byte packet to substream %u (%s): %s",
                            p->size, (unsigned)p->substream, text, u->base.svc->strerror(code));
 }

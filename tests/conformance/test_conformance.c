@@ -425,7 +425,7 @@ static void rx_free(struct rx *r)
     for (unsigned i = 0; i < MAX_SUB; i++) {
         if (r->udp_fd[i] >= 0)
             close(r->udp_fd[i]);
-        spc_inproc_queue_release(r->q[i]);
+        spc_inproc_queue_close(r->q[i]);
         pkt_free(&r->pk[i]);
     }
     if (r->listen_fd >= 0)
@@ -498,7 +498,7 @@ static void add_bytes(struct exp_heap *e, uint64_t id, const void *data, size_t 
 }
 
 /* Adds an item's descriptor and value (numpy-style: a dtype and shape). */
-static void add_item(struct exp_heap *e, const struct spc_item *item)
+static void add_item(struct exp_heap *e, struct spc_item *item)
 {
     struct spc_descriptor d;
     spc_item_descriptor(item, &d);
@@ -526,14 +526,25 @@ static void add_ctrl(struct exp_heap *e, bool start)
         e->stop = true;
 }
 
+/* Sets a value (copied), asserting success with the item's error detail. */
+static void item_set_ok(struct spc_item *it, const struct spc_array *arr)
+{
+    char err[256] = "";
+    int rc = spc_item_set(it, arr, SPC_SET_COPY);
+    if (rc < 0)
+        spc_item_last_error(it, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+}
+
 static struct spc_item *new_item(struct plan *pl, uint64_t id, const char *name,
                                  const char *dtype, const int64_t *shape, size_t n_dims)
 {
     struct spc_descriptor d = {.id = id, .name = name, .description = "conformance item",
                                .shape = shape, .n_dims = n_dims, .dtype = dtype};
     struct spc_item *it;
-    int rc = spc_item_create(&it, &d);
-    cr_assert_eq(rc, 0, "%s: %s", spc_strerror(rc), spc_item_last_error());
+    char err[256];
+    int rc = spc_item_create(&it, &d, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s: %s", spc_strerror(rc), err);
     pl->items[pl->n_items++] = it;
     return it;
 }
@@ -575,11 +586,11 @@ static void plan_numpy_simple(struct plan *pl)
             av[i] = (round + 1) * (i - 2) * 1000003;
         size_t sh23[2] = {2, 3}, sh2[1] = {2};
         struct spc_array arr = {.data = av, .type = SPC_CTYPE_I32, .n_dims = 2, .shape = sh23};
-        cr_assert_eq(spc_item_set(a, &arr, SPC_SET_COPY), 0, "%s", spc_item_last_error());
+        item_set_ok(a, &arr);
         cr_assert_eq(spc_item_set_f64(b, 3.25 + round), 0);
         uint16_t cv[2] = {(uint16_t)(0xbeef + round), 7};
         arr = (struct spc_array){.data = cv, .type = SPC_CTYPE_U16, .n_dims = 1, .shape = sh2};
-        cr_assert_eq(spc_item_set(c, &arr, SPC_SET_COPY), 0, "%s", spc_item_last_error());
+        item_set_ok(c, &arr);
         struct exp_heap *e = new_heap(pl, 0);
         add_item(e, a);
         add_item(e, b);
@@ -596,7 +607,7 @@ static void plan_numpy_large(struct plan *pl)
         v[i] = (double)i * 0.5 - 1234.25;
     size_t sh[2] = {100, 200};
     struct spc_array arr = {.data = v, .type = SPC_CTYPE_F64, .n_dims = 2, .shape = sh};
-    cr_assert_eq(spc_item_set(it, &arr, SPC_SET_COPY), 0, "%s", spc_item_last_error());
+    item_set_ok(it, &arr);
     add_item(new_heap(pl, 0), it);
 }
 
@@ -819,7 +830,7 @@ static void run_case(const struct variant *v, int which)
     if (v->kind == K_BYTES) {
         const uint8_t *data;
         size_t len;
-        cr_assert_eq(spc_stream_bytes(s, &data, &len), 0);
+        cr_assert_eq(spc_bytes_stream_data(s, &data, &len), 0);
         cr_assert_eq(len, want_bytes);
         split_stream(&r.pk[0], data, len);
     }

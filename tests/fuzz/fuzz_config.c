@@ -68,7 +68,7 @@ static void roundtrip(const struct spc_config *cfg)
         CHECK(rc == 0);
         CHECK(spc_config_to_json(again, &b) == 0);
         CHECK(strcmp(a, b) == 0);
-        spc_config_free(again);
+        spc_config_destroy(again);
     } else {
         check_error(-SPC_ECONFIG, err);
     }
@@ -79,7 +79,7 @@ static void roundtrip(const struct spc_config *cfg)
 static void check_schemas(const char *transport)
 {
     char *s = NULL, err[4096] = "";
-    CHECK(spc_stream_schema(&s) == 0);
+    CHECK(spc_config_document_schema(&s) == 0);
     json_t *j = json_loads(s, 0, NULL);
     CHECK(j != NULL);
     json_decref(j);
@@ -199,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     json_decref(doc);
     free(printed);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     free(text);
     return 0;
 }

@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* As a stream, skipping packets that parse but are refused. */
     const size_t big = 1 << 16;
-    struct spc_decoder_config cfg = {big, 4, size ? data[size - 1] & 7u : 0};
+    struct spc_decoder_config cfg = {.struct_size = sizeof cfg, .max_heap_size = big, .max_live_heaps = 4,
+                                     .bug_compat = size ? data[size - 1] & 7u : 0};
     struct spc_decoder *dec;
     CHECK(spc_decoder_create(&dec, &cfg) == 0);
     size_t off = 0;
@@ -118,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Small limits: the whole input as one packet, twice, then its packets reversed. */
     const size_t small = 512;
-    struct spc_decoder_config scfg = {small, 2, 7};
+    struct spc_decoder_config scfg = {.struct_size = sizeof scfg, .max_heap_size = small, .max_live_heaps = 2,
+                                      .bug_compat = 7};
     CHECK(spc_decoder_create(&dec, &scfg) == 0);
     check_rc(spc_decoder_add_packet(dec, data, size, NULL));
     check_rc(spc_decoder_add_packet(dec, data, size, NULL));
@@ -136,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     spc_decoder_flush(dec);
     drain(dec, small);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     CHECK(st.heaps_complete + st.heaps_incomplete <= st.packets);
     spc_decoder_destroy(dec);

@@ -1,6 +1,6 @@
 /* "optdemo": a working fake transport that declares one option of every type, for the
  * config tests and the corpus (tests/configs). open writes what it received, typed, into
- * the last-error text so tests can read it back through spc_transport_handle_error, and
+ * the last-error text so tests can read it back through spc_transport_handle_last_error, and
  * opens one substream per endpoint. Packets are accepted and dropped. */
 #include <stdio.h>
 #include <string.h>

@@ -77,7 +77,7 @@ static struct spc_stream *open_fake(struct sf_control *c, struct sf_packet *rec,
         fprintf(stderr, "open: %s\n", err);
         exit(2);
     }
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return s;
 }
 
@@ -177,7 +177,7 @@ static void *aux_main(void *p)
 {
     struct shared *sh = p;
     for (int i = 0; i < 100000 && !atomic_load(&sh->stop_aux); i++) {
-        struct spc_stream_stats st;
+        struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
         spc_stream_get_stats(sh->s, &st);
         char buf[128];
         spc_stream_last_error(sh->s, buf, sizeof buf);
@@ -254,7 +254,7 @@ static void many_senders(bool async, enum spc_on_full on_full)
     CHECK(c.corrupt == 0, "pending packet memory changed");
     CHECK(c.closed == 1, "transport not closed");
     sf_control_destroy(&c);
-    spc_heap_list_free(sh.list);
+    spc_heap_list_destroy(sh.list);
     spc_heap_destroy(lh);
     for (int i = 0; i < THREADS; i++)
         spc_heap_destroy(a[i].h);
@@ -308,7 +308,7 @@ static void *reset_main(void *p)
 {
     struct resetter *r = p;
     for (int i = 0; i < 100000 && !atomic_load(&r->stop); i++) {
-        spc_stream_bytes_reset(r->s);
+        spc_bytes_stream_reset(r->s);
         sleep_ms(1);
     }
     return NULL;
@@ -332,7 +332,7 @@ static void bytes_resets(void)
     pthread_join(th, NULL);
     const uint8_t *d;
     size_t len;
-    CHECK(spc_stream_bytes(s, &d, &len) == 0, "bytes");
+    CHECK(spc_bytes_stream_data(s, &d, &len) == 0, "bytes");
     /* Resets fall between transport sends: what is left is whole packets. */
     size_t off = 0;
     while (off < len) {

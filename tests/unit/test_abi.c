@@ -99,7 +99,7 @@
     SPC_ABI_OFFSET(spc_core_services, ipv4_checksum, 128);
     SPC_ABI_OFFSET(spc_core_services, mac_parse, 136);
     SPC_ABI_OFFSET(spc_core_services, inproc_queue_open, 144);
-    SPC_ABI_OFFSET(spc_core_services, inproc_queue_release, 152);
+    SPC_ABI_OFFSET(spc_core_services, inproc_queue_close, 152);
     SPC_ABI_OFFSET(spc_core_services, inproc_queue_pushv, 160);
     SPC_ABI_OFFSET(spc_core_services, inproc_queue_stop, 168);
     SPC_ABI_OFFSET(spc_core_services, set_hw_paced, 176); /* ABI minor 2 */

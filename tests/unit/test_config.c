@@ -57,7 +57,7 @@ Test(config, corpus_good)
             cr_expect_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s: %s", names[i], err);
             spc_transport_handle_close(h);
         }
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
     }
 }
 
@@ -80,7 +80,7 @@ Test(config, corpus_bad)
         cr_expect_null(cfg);
         cr_expect(strstr(err, expect) != NULL, "%s:\n  got:  %s\n  want: %s", names[i], err, expect);
         /* Every message starts with the file, then the JSON path or the transport. */
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
         free(expect);
     }
 }
@@ -104,7 +104,7 @@ Test(config, defaults_are_spec_section_3)
     cr_expect_eq(memcmp(&d.flavour, &s->flavour, sizeof d.flavour), 0);
     cr_expect_eq(d.max_packet_size, s->max_packet_size);
     cr_expect_eq(d.burst_rate_ratio, s->burst_rate_ratio);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(config, stream_values_parsed)
@@ -122,7 +122,7 @@ Test(config, stream_values_parsed)
     cr_expect_eq(s->on_full, SPC_ON_FULL_BLOCK);
     cr_expect_eq(s->flavour.heap_address_bits, 48);
     cr_expect_eq(s->flavour.bug_compat, 7);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 /* What optdemo's open received, from its last-error text. */
@@ -131,7 +131,7 @@ static char *opened_with(const struct spc_config *cfg, unsigned *n_sub)
     struct spc_transport_handle *h;
     char err[1024];
     cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
-    char *s = strdup(spc_transport_handle_error(h));
+    char *s = strdup(tu_handle_err(h));
     if (n_sub)
         *n_sub = spc_transport_handle_n_substreams(h);
     spc_transport_handle_close(h);
@@ -150,7 +150,7 @@ Test(config, typed_options_from_json)
                           "queues=a,b,;batch=1024;busy_poll=1;step=12;mps=1472");
     cr_expect_eq(n, 4);
     free(got);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(config, typed_options_defaults)
@@ -162,7 +162,7 @@ Test(config, typed_options_defaults)
     cr_expect_str_eq(got, "endpoints=127.0.0.1/8888;buffer_size=524288;offset=0;ttl=1;ratio=0.5;gso=1;"
                           "interface_address=(null);mode=blocking;queues=;batch=64;busy_poll=0;step=8;mps=1472");
     free(got);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(config, from_c_structs_and_setters)
@@ -237,7 +237,7 @@ Test(config, from_c_structs_and_setters)
     struct spc_transport_handle *h = NULL;
     cr_expect_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), -SPC_ECONFIG);
     cr_expect_null(h);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(config, stream_struct_checks)
@@ -275,7 +275,7 @@ Test(config, stream_struct_checks)
     s.max_packet_size = 9000;
     cr_expect_eq(spc_config_set_stream(cfg, &s, err, sizeof err), 0);
     cr_expect_eq(spc_config_stream(cfg)->max_packet_size, 9000);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     cr_expect_eq(spc_config_create(&cfg, "nosuch", NULL, NULL, err, sizeof err), -SPC_EPLUGIN);
     cr_expect_eq(spc_config_create(&cfg, NULL, NULL, NULL, err, sizeof err), -SPC_ECONFIG);
     cr_expect_str_eq(err, "transport: missing (required)");
@@ -290,8 +290,8 @@ Test(config, to_json_round_trips_with_defaults)
     cr_assert_eq(spc_config_parse(&again, a, err, sizeof err), 0, "%s\n%s", err, a);
     cr_assert_eq(spc_config_to_json(again, &b), 0);
     cr_expect_str_eq(a, b);
-    spc_config_free(again);
-    spc_config_free(cfg);
+    spc_config_destroy(again);
+    spc_config_destroy(cfg);
     free(a);
     free(b);
     cr_assert_eq(spc_config_parse(&cfg, "{\"transport\": \"bytes\"}", err, sizeof err), 0);
@@ -300,7 +300,7 @@ Test(config, to_json_round_trips_with_defaults)
                   strstr(a, "\"rate_method\": \"auto\"") && strstr(a, "\"heap_address_bits\": 40"),
               "%s", a);
     free(a);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(config, files)
@@ -318,7 +318,7 @@ Test(config, files)
     fputs("{\"transport\": \"optdemo\", \"plugin_path\": [\"plugins\"], \"options\": {\"endpoints\": [\"a:1\"]}}\n", f);
     fclose(f);
     cr_expect_eq(spc_config_load(&cfg, path, err, sizeof err), 0, "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     remove(path);
     /* Invalid JSON: line and column. */
     cr_expect_eq(spc_config_parse(&cfg, "{\n  \"transport\": bytes\n}", err, sizeof err), -SPC_ECONFIG);
@@ -364,5 +364,5 @@ Test(config, log_handler_and_level)
     spc_set_log_level(SPC_LOG_WARNING);
     cr_expect_str_eq(spc_log_level_name(SPC_LOG_INFO), "info");
     cr_expect_str_eq(spc_log_level_name(9), "unknown");
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }

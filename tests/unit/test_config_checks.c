@@ -27,8 +27,8 @@ static void expect_print_reparses(const char *json)
     cr_expect_str_eq(a, b);
     free(a);
     free(b);
-    spc_config_free(cfg);
-    spc_config_free(again);
+    spc_config_destroy(cfg);
+    spc_config_destroy(again);
 }
 
 Test(config_checks, tcp_print_reparses)
@@ -47,7 +47,7 @@ Test(config_checks, setters_reach_the_checks)
     cr_expect_lt(spc_config_set_string(cfg, "source_address", "::1", err, sizeof err), 0);
     cr_expect(strstr(err, "not a dotted-quad IPv4 address"), "%s", err);
     cr_expect_eq(spc_config_add_endpoint(cfg, "endpoints", "10.1.2.3", 9000, err, sizeof err), 0, "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 
     cr_assert_eq(spc_config_create(&cfg, "tcp", NULL, NULL, err, sizeof err), 0, "%s", err);
     cr_expect_neq(spc_config_check(cfg, err, sizeof err), 0, "tcp with no peer passed the check");
@@ -57,14 +57,14 @@ Test(config_checks, setters_reach_the_checks)
     cr_expect_eq(spc_config_set_int(cfg, "socket_fd", 3, err, sizeof err) == 0 &&
                      spc_config_check(cfg, err, sizeof err) == 0,
                  0, "endpoints and socket_fd together passed");
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 
     cr_assert_eq(spc_config_create(&cfg, "udp", NULL, NULL, err, sizeof err), 0, "%s", err);
     cr_expect_lt(spc_config_add_endpoint(cfg, "endpoints", "my host", 9000, err, sizeof err), 0);
     cr_expect(strstr(err, "cannot appear in a host name"), "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 
     cr_assert_eq(spc_config_create(&cfg, "inproc", NULL, NULL, err, sizeof err), 0, "%s", err);
     cr_expect_lt(spc_config_add_string(cfg, "queues", "", err, sizeof err), 0);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }

@@ -70,7 +70,7 @@ static size_t mk_packet(uint8_t *out, unsigned hab, uint64_t cnt, uint64_t size,
 static struct spc_decoder *new_decoder(size_t max_heap, size_t max_live, unsigned bug_compat)
 {
     struct spc_decoder *dec;
-    struct spc_decoder_config cfg = {max_heap, max_live, bug_compat};
+    struct spc_decoder_config cfg = {.struct_size = sizeof cfg, .max_heap_size = max_heap, .max_live_heaps = max_live, .bug_compat = bug_compat};
     cr_assert_eq(spc_decoder_create(&dec, &cfg), 0);
     return dec;
 }
@@ -288,10 +288,10 @@ Test(decoder, create_arguments)
 {
     struct spc_decoder *dec;
     cr_expect_eq(spc_decoder_create(NULL, NULL), -EINVAL);
-    struct spc_decoder_config zero = {0, 0, 0};
+    struct spc_decoder_config zero = {.struct_size = sizeof zero};
     cr_expect_eq(spc_decoder_create(&dec, &zero), -EINVAL);
     cr_expect_null(dec);
-    struct spc_decoder_config bc = {1024, 4, 8};
+    struct spc_decoder_config bc = {.struct_size = sizeof bc, .max_heap_size = 1024, .max_live_heaps = 4, .bug_compat = 8};
     cr_expect_eq(spc_decoder_create(&dec, &bc), -EINVAL);
     cr_assert_eq(spc_decoder_create(&dec, NULL), 0);
     spc_decoder_destroy(dec);
@@ -418,7 +418,7 @@ Test(decoder, duplicates_ignored)
     struct spc_decoded_heap *h = pop(dec);
     check_three(h, 5);
     spc_decoded_heap_free(h);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.packets, 6);
     cr_expect_eq(st.bad_packets, 0);
@@ -447,7 +447,7 @@ Test(decoder, overlapping_ranges)
     struct spc_decoded_heap *h = pop(dec);
     check_three(h, 5);
     spc_decoded_heap_free(h);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.bad_packets, 7);
     cr_expect_eq(st.packets, 3);
@@ -669,7 +669,7 @@ Test(decoder, eviction)
     cr_expect_eq(h->cnt, 2);
     cr_expect(h->complete);
     spc_decoded_heap_free(h);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.heaps_complete, 2);
     cr_expect_eq(st.heaps_incomplete, 1);
@@ -701,7 +701,7 @@ Test(decoder, flush_oldest_first)
     expect_none_ready(dec);
     spc_decoder_flush(dec);
     expect_none_ready(dec);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.heaps_incomplete, 3);
     cr_expect_eq(st.heaps_complete, 0);
@@ -742,7 +742,7 @@ Test(decoder, stats_and_stream)
     /* A truncated tail stops the walk there. */
     cr_expect_eq(spc_decoder_add_stream(dec, s, len[2] + 5, &used), -SPC_ETRUNCATED);
     cr_expect_eq(used, len[2]);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.packets, 7);
     cr_expect_eq(st.bad_packets, 2);
@@ -1480,7 +1480,7 @@ static void run_case(const struct vcase *c, const size_t *order, bool as_stream)
     }
     cr_expect_eq(got, n_heaps, "%s: %zu heaps decoded, expected %zu", c->name, got, n_heaps);
     free(seen);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.packets, c->n_pkts);
     cr_expect_eq(st.bad_packets, 0);
@@ -1622,4 +1622,26 @@ Test(robustness, mutated_vector_packets)
     }
     spc_decoder_destroy(dec);
     vcase_free(&c);
+}
+
+/* Sized decoder config and stats (speadcast.h): fields past a caller's struct_size take
+ * their defaults; stats fill only what struct_size covers. */
+Test(decoder, sized_config_and_stats)
+{
+    struct spc_decoder *dec;
+    struct spc_decoder_config c = SPC_DECODER_CONFIG_DEFAULT;
+    c.struct_size = 0;
+    cr_assert_eq(spc_decoder_create(&dec, &c), -EINVAL);
+    c = SPC_DECODER_CONFIG_DEFAULT;
+    c.bug_compat = 99; /* beyond the struct_size below: ignored, the default 0 applies */
+    c.struct_size = offsetof(struct spc_decoder_config, bug_compat);
+    cr_assert_eq(spc_decoder_create(&dec, &c), 0);
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
+    st.struct_size = offsetof(struct spc_decoder_stats, bad_packets);
+    st.bad_packets = 77;
+    cr_assert_lt(spc_decoder_add_packet(dec, "junk", 4, NULL), 0);
+    spc_decoder_stats(dec, &st);
+    cr_assert_eq(st.packets, 0);
+    cr_assert_eq(st.bad_packets, 77, "beyond struct_size nothing is written");
+    spc_decoder_destroy(dec);
 }

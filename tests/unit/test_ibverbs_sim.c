@@ -125,7 +125,7 @@ static void h_init(void)
         .ipv4_checksum = spc_ipv4_checksum,
         .mac_parse = spc_mac_parse,
         .inproc_queue_open = spc_inproc_queue_open,
-        .inproc_queue_release = spc_inproc_queue_release,
+        .inproc_queue_close = spc_inproc_queue_close,
         .inproc_queue_pushv = spc_inproc_queue_pushv,
         .inproc_queue_stop = spc_inproc_queue_stop,
         .set_hw_paced = h_set_hw_paced,
@@ -1307,7 +1307,7 @@ Test(ibverbs_module, loads_by_name_and_fails_cleanly_without_a_device)
     cr_expect_eq(rc, -ENODEV, "%d: %s", rc, err);
     cr_expect_null(st);
     cr_expect(strstr(err, "127.0.0.1"), "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(ibverbs_module, unicast_refused_before_looking_for_a_device)
@@ -1323,7 +1323,7 @@ Test(ibverbs_module, unicast_refused_before_looking_for_a_device)
     int rc = spc_transport_handle_open(&h, cfg, err, sizeof err);
     cr_expect_eq(rc, -SPC_ECONFIG, "%d: %s", rc, err);
     cr_expect(strstr(err, "not an IPv4 multicast group"), "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 #endif /* libibverbs headers present */

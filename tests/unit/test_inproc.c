@@ -12,6 +12,7 @@
 #include "speadcast/speadcast.h"
 
 #include "pktutil.h"
+#include "testutil.h"
 
 static int64_t ms_now(void)
 {
@@ -46,15 +47,15 @@ Test(inproc_queue, same_name_same_queue)
     cr_assert_eq(spc_inproc_queue_push(a, "x", 1), 0);
     cr_assert_eq(spc_inproc_queue_length(b), 1);
     cr_assert_eq(spc_inproc_queue_length(c), 0);
-    spc_inproc_queue_release(a);
+    spc_inproc_queue_close(a);
     cr_assert_eq(spc_inproc_queue_length(b), 1, "still alive while b holds it");
-    spc_inproc_queue_release(b);
-    spc_inproc_queue_release(c);
+    spc_inproc_queue_close(b);
+    spc_inproc_queue_close(c);
     /* Everyone let go: the name now makes a fresh, empty queue. */
     cr_assert_eq(spc_inproc_queue_open(&a, "q-same"), 0);
     cr_assert_eq(spc_inproc_queue_length(a), 0);
-    spc_inproc_queue_release(a);
-    spc_inproc_queue_release(NULL);
+    spc_inproc_queue_close(a);
+    spc_inproc_queue_close(NULL);
 }
 
 Test(inproc_queue, name_rules)
@@ -66,7 +67,7 @@ Test(inproc_queue, name_rules)
     cr_assert_eq(spc_inproc_queue_open(&q, name), -EINVAL, "256 bytes is too long");
     name[SPC_INPROC_NAME_MAX] = '\0';
     cr_assert_eq(spc_inproc_queue_open(&q, name), 0, "255 bytes is fine");
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     cr_assert_eq(spc_inproc_queue_open(&q, ""), -EINVAL);
     cr_assert_eq(spc_inproc_queue_open(&q, NULL), -EINVAL);
     cr_assert_eq(spc_inproc_queue_open(NULL, "x"), -EINVAL);
@@ -96,7 +97,7 @@ Test(inproc_queue, fifo_and_gather)
     cr_assert_eq(p->size, 0);
     spc_inproc_packet_free(p);
     cr_assert_eq(spc_inproc_queue_pop(q, &p, 0), -EAGAIN);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
 }
 
 Test(inproc_queue, pop_timeout)
@@ -109,7 +110,7 @@ Test(inproc_queue, pop_timeout)
     int64_t dt = ms_now() - t0;
     cr_assert_geq(dt, 55, "waited %lld ms", (long long)dt);
     cr_assert_lt(dt, 5000);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
 }
 
 Test(inproc_queue, stop_drains_then_ends)
@@ -128,7 +129,7 @@ Test(inproc_queue, stop_drains_then_ends)
     spc_inproc_packet_free(p);
     cr_assert_eq(spc_inproc_queue_pop(q, &p, 1000), -SPC_ESTOPPED);
     cr_assert_eq(spc_inproc_queue_pop(q, &p, 0), -SPC_ESTOPPED);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
 }
 
 Test(inproc_queue, eventfd_level)
@@ -152,7 +153,7 @@ Test(inproc_queue, eventfd_level)
     cr_assert(readable(fd), "stopped: the end is news for the receiver");
     cr_assert_eq(spc_inproc_queue_pop(q, &p, 0), -SPC_ESTOPPED);
     cr_assert(readable(fd), "stays readable once stopped");
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
 }
 
 struct wake_arg {
@@ -189,7 +190,7 @@ Test(inproc_queue, blocking_pop_woken_by_push_and_stop)
     pthread_create(&th, NULL, waker, &w);
     cr_assert_eq(spc_inproc_queue_pop(q, &p, 10000), -SPC_ESTOPPED);
     pthread_join(th, NULL);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
 }
 
 #define N_SENDERS 4
@@ -204,11 +205,11 @@ static void *sender(void *arg)
     for (uint32_t i = 0; i < PER_SENDER; i++) {
         uint32_t v[2] = {id, i};
         if (spc_inproc_queue_push(q, v, sizeof v) != 0) {
-            spc_inproc_queue_release(q);
+            spc_inproc_queue_close(q);
             return (void *)1;
         }
     }
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     return NULL;
 }
 
@@ -237,7 +238,7 @@ Test(inproc_queue, shared_by_several_senders)
         cr_assert_null(ret);
     }
     cr_assert_eq(spc_inproc_queue_length(q), 0);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
 }
 
 /* ------------------------------------------------------------------ receiver */
@@ -303,7 +304,7 @@ Test(inproc_receiver, heaps_bad_packets_and_end)
     cr_assert_eq(spc_inproc_receiver_next(r, &d, 1000), -SPC_ESTOPPED);
     cr_assert_eq(spc_inproc_receiver_next(r, &d, 0), -SPC_ESTOPPED);
 
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_inproc_receiver_stats(r, &st);
     cr_assert_eq(st.bad_packets, 1);
     cr_assert_eq(st.packets, p1.n + p2.n - 1);
@@ -339,7 +340,7 @@ Test(inproc_receiver, wait_on_fd)
     cr_assert_not(readable(fd));
     pkts_free(&p);
     spc_heap_destroy(h);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     spc_inproc_receiver_destroy(r);
 }
 
@@ -352,7 +353,7 @@ static struct spc_transport_handle *open_json(const char *json)
     cr_assert_eq(spc_config_parse(&cfg, json, err, sizeof err), 0, "%s", err);
     struct spc_transport_handle *h;
     int rc = spc_transport_handle_open(&h, cfg, err, sizeof err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     cr_assert_eq(rc, 0, "%s", err);
     return h;
 }
@@ -390,8 +391,8 @@ Test(inproc_transport, substreams_go_to_their_queues)
     cr_assert_eq(spc_transport_handle_send(t, pa.p, pa.n, 1, st), -SPC_ESTOPPED);
     for (size_t i = 0; i < pa.n; i++)
         cr_assert_eq(st[i], -SPC_ESTOPPED);
-    cr_assert(strstr(spc_transport_handle_error(t), "plug-1"), "error names the queue: %s",
-              spc_transport_handle_error(t));
+    cr_assert(strstr(tu_handle_err(t), "plug-1"), "error names the queue: %s",
+              tu_handle_err(t));
     cr_assert_eq(spc_transport_handle_send(t, pa.p, pa.n, 0, st), 0, "queue 0 still runs");
     cr_assert_eq(spc_inproc_receiver_next(r0, &d, 1000), 0);
     check_heap(d, 1, 4000, 7);
@@ -473,5 +474,5 @@ Test(inproc_transport, bad_options)
     struct spc_transport_handle *h;
     cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
     spc_transport_handle_close(h);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }

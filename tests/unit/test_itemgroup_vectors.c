@@ -101,7 +101,7 @@ static void set_from_json(struct spc_item *item, const struct spc_descriptor *d,
     int rc;
     if (json_is_string(jv) && d->n_dims > 0) {
         rc = spc_item_set_string(item, json_string_value(jv), 0);
-        cr_assert_eq(rc, 0, "%s: %s", spc_item_name(item), spc_item_last_error());
+        cr_assert_eq(rc, 0, "%s: %s", spc_item_name(item), tu_item_err(item));
         return;
     }
     bool complex = d->dtype && d->dtype[0] != '[' && strchr(d->dtype, 'c');
@@ -148,7 +148,7 @@ static void set_from_json(struct spc_item *item, const struct spc_descriptor *d,
     a.data = v.buf;
     /* Copy: the buffer is freed here (a referenced value would dangle). */
     rc = spc_item_set(item, &a, SPC_SET_COPY);
-    cr_assert_eq(rc, 0, "%s: %s", spc_item_name(item), spc_item_last_error());
+    cr_assert_eq(rc, 0, "%s: %s", spc_item_name(item), tu_item_err(item));
     free(leaves);
     free(v.buf);
 }
@@ -215,7 +215,7 @@ static struct spc_item *add_from_entry(struct run *r, size_t h, size_t k)
     vc_descriptor(e, &d);
     struct spc_item *it;
     int rc = spc_item_group_add(r->group, &d, &it);
-    cr_assert_eq(rc, 0, "%s: %s", e->name, spc_item_last_error());
+    cr_assert_eq(rc, 0, "%s: %s", e->name, tu_group_err(r->group));
     cr_assert_eq(spc_item_id(it), e->id);
     if (e->wire_numpy_header) {
         /* The header text spead2 put on the wire (byte order swapped under bug_compat 4). */
@@ -285,7 +285,7 @@ static struct spc_heap *get_heap(struct run *r, enum spc_select descriptors, enu
 {
     struct spc_heap *heap;
     int rc = spc_heap_generator_get_heap(r->gen, &heap, descriptors, data);
-    cr_assert_eq(rc, 0, "get_heap: %s", spc_item_last_error());
+    cr_assert_eq(rc, 0, "get_heap: %s", tu_gen_err(r->gen));
     return heap;
 }
 
@@ -314,7 +314,7 @@ static void run_generic(const char *name)
     }
     struct spc_heap *heap = get_heap(&r, SPC_SELECT_ALL, SPC_SELECT_NONE);
     int rc = spc_heap_generator_add_to_heap(r.gen, heap, SPC_SELECT_NONE, SPC_SELECT_STALE);
-    cr_assert_eq(rc, 0, "%s", spc_item_last_error());
+    cr_assert_eq(rc, 0, "%s", tu_gen_err(r.gen));
     cr_assert_eq(spc_heap_n_items(heap), h->n_entries);
     emit(&r, heap, 0);
     compare(&r);
@@ -501,7 +501,7 @@ static void numpy_simple(unsigned hab, const char *name)
     const int32_t values[2][3] = {{6, 7, 8}, {10, 11, 12000}};
     const size_t vshape[] = {2, 3};
     struct spc_array a = {.data = values, .type = SPC_CTYPE_I32, .n_dims = 2, .shape = vshape};
-    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", spc_item_last_error());
+    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", tu_item_err(it));
     struct spc_heap *heap;
     cr_assert_eq(spc_heap_generator_get_heap(gen, &heap, SPC_SELECT_STALE, SPC_SELECT_STALE), 0);
     heap_equals_section(heap, 0x123456, name);
@@ -533,7 +533,7 @@ Test(itemgroup_vectors, fallback_types)
     struct spc_descriptor d = {.id = 0x2345, .name = "name", .description = "description", .shape = shape,
                                .n_dims = 1, .format = fmt, .n_format = 4};
     struct spc_item *it;
-    cr_assert_eq(spc_item_group_add(g, &d, &it), 0, "%s", spc_item_last_error());
+    cr_assert_eq(spc_item_group_add(g, &d, &it), 0, "%s", tu_group_err(g));
     struct rec {
         bool b;
         int8_t i;
@@ -547,7 +547,7 @@ Test(itemgroup_vectors, fallback_types)
     const size_t vshape[] = {2};
     struct spc_array a = {.data = recs, .fields = fields, .n_fields = 4, .elem_size = sizeof(struct rec),
                           .n_dims = 1, .shape = vshape};
-    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", spc_item_last_error());
+    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", tu_item_err(it));
     cr_assert(spc_item_allow_immediate(it), "48-bit records are whole bytes");
     struct spc_heap *heap;
     cr_assert_eq(spc_heap_generator_get_heap(gen, &heap, SPC_SELECT_STALE, SPC_SELECT_STALE), 0);
@@ -569,7 +569,7 @@ static void variable_shape(unsigned bug_compat, const uint8_t *payload, size_t p
     const int64_t shape[] = {SPC_DIM_VARIABLE, 5};
     struct spc_descriptor d = {.id = 0x1234, .name = "n", .description = "d", .shape = shape, .n_dims = 2,
                                .format = fmt, .n_format = 1};
-    cr_assert_eq(spc_item_group_add(g, &d, NULL), 0, "%s", spc_item_last_error());
+    cr_assert_eq(spc_item_group_add(g, &d, NULL), 0, "%s", tu_group_err(g));
     struct spc_heap *heap;
     cr_assert_eq(spc_heap_generator_get_heap(gen, &heap, SPC_SELECT_STALE, SPC_SELECT_STALE), 0);
     cr_assert_eq(spc_heap_n_items(heap), 1);
@@ -633,7 +633,7 @@ Test(itemgroup_vectors, small_variable)
     const int values[] = {4, 5};
     const size_t vshape[] = {1, 2};
     struct spc_array a = {.data = values, .type = SPC_CTYPE_I32, .n_dims = 2, .shape = vshape};
-    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", spc_item_last_error());
+    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", tu_item_err(it));
     cr_assert_not(spc_item_allow_immediate(it));
     struct spc_heap *heap;
     cr_assert_eq(spc_heap_generator_get_heap(gen, &heap, SPC_SELECT_NONE, SPC_SELECT_STALE), 0);

@@ -15,19 +15,20 @@
 static struct spc_item *make(const struct spc_descriptor *d)
 {
     struct spc_item *it = NULL;
-    int rc = spc_item_create(&it, d);
-    cr_assert_eq(rc, 0, "create %s: %s", d->name, spc_item_last_error());
+    char err[256];
+    int rc = spc_item_create(&it, d, err, sizeof err);
+    cr_assert_eq(rc, 0, "create %s: %s", d->name, err);
     return it;
 }
 
 static void expect_create_error(const struct spc_descriptor *d, int code, const char *text)
 {
     struct spc_item *it = NULL;
-    int rc = spc_item_create(&it, d);
-    cr_assert_eq(rc, code, "%s: got %d (%s), want %d", d->name, rc, spc_item_last_error(), code);
+    char err[256];
+    int rc = spc_item_create(&it, d, err, sizeof err);
+    cr_assert_eq(rc, code, "%s: got %d (%s), want %d", d->name, rc, err, code);
     cr_assert_null(it);
-    cr_assert(strstr(spc_item_last_error(), text), "%s: error text '%s' lacks '%s'", d->name, spc_item_last_error(),
-              text);
+    cr_assert(strstr(err, text), "%s: error text '%s' lacks '%s'", d->name, err, text);
 }
 
 static void expect_value(const struct spc_item *it, const char *hex)
@@ -157,8 +158,8 @@ Test(items, invalid_descriptors)
 
     d = (struct spc_descriptor){.id = 0x1000, .name = NULL, .dtype = "<u2"};
     struct spc_item *it = NULL;
-    cr_assert_eq(spc_item_create(&it, &d), -EINVAL);
-    cr_assert_eq(spc_item_create(&it, NULL), -EINVAL);
+    cr_assert_eq(spc_item_create(&it, &d, NULL, 0), -EINVAL);
+    cr_assert_eq(spc_item_create(&it, NULL, NULL, 0), -EINVAL);
     d = (struct spc_descriptor){.id = 0x1000, .name = "null shape", .n_dims = 2, .dtype = "<u2"};
     expect_create_error(&d, -EINVAL, "NULL array");
 }
@@ -173,7 +174,7 @@ Test(items, id_checked_against_heap_flavour)
     struct spc_heap *heap;
     cr_assert_eq(spc_heap_create(&heap, &f56), 0);
     cr_assert_eq(spc_heap_add_item_descriptor(heap, it), -SPC_EITEM_ID);
-    cr_assert(strstr(spc_item_last_error(), "0x1000"));
+    cr_assert(strstr(tu_item_err(it), "0x1000"));
     cr_assert_eq(spc_heap_add_item_value(heap, it), -SPC_EITEM_ID);
     spc_heap_destroy(heap);
     spc_item_destroy(it);
@@ -247,10 +248,10 @@ Test(items, scalar_formats)
     cr_assert(spc_item_allow_immediate(it));
     /* Out of range (spead2 silently truncates this one; we refuse it). */
     cr_assert_eq(spc_item_set_u64(it, (UINT64_C(1) << 40) + 5), -ERANGE);
-    cr_assert_str_eq(spc_item_last_error(), "1099511627781 is out of range for u40");
+    cr_assert_str_eq(tu_item_err(it), "1099511627781 is out of range for u40");
     cr_assert_eq(spc_item_set_i64(it, -1), -ERANGE);
     cr_assert_eq(spc_item_set_f64(it, 1.0), -EINVAL);
-    cr_assert(strstr(spc_item_last_error(), "floating-point"));
+    cr_assert(strstr(tu_item_err(it), "floating-point"));
     cr_assert_eq(spc_item_version(it), 1, "failed sets leave the version");
     expect_value(it, "0102030405");
     spc_item_destroy(it);
@@ -263,7 +264,7 @@ Test(items, scalar_formats)
     cr_assert_eq(spc_item_set_i64(it, -(1 << 23)), 0);
     expect_value(it, "800000");
     cr_assert_eq(spc_item_set_i64(it, -(1 << 23) - 1), -ERANGE);
-    cr_assert_str_eq(spc_item_last_error(), "-8388609 is out of range for i24");
+    cr_assert_str_eq(tu_item_err(it), "-8388609 is out of range for i24");
     cr_assert_eq(spc_item_set_u64(it, 1 << 23), -ERANGE);
     spc_item_destroy(it);
 
@@ -297,14 +298,14 @@ Test(items, shape_mismatch)
     const size_t two[] = {2};
     struct spc_array a = {.data = v, .type = SPC_CTYPE_U16, .n_dims = 1, .shape = two};
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL);
-    cr_assert_str_eq(spc_item_last_error(), "value has shape (2,), expected (3,)");
+    cr_assert_str_eq(tu_item_err(it), "value has shape (2,), expected (3,)");
     cr_assert_eq(spc_item_set_u64(it, 1), -EINVAL);
-    cr_assert_str_eq(spc_item_last_error(), "value has shape (), expected (3,)");
+    cr_assert_str_eq(tu_item_err(it), "value has shape (), expected (3,)");
     const size_t shape23[] = {2, 3};
     a.n_dims = 2;
     a.shape = shape23;
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL);
-    cr_assert_str_eq(spc_item_last_error(), "value has shape (2, 3), expected (3,)");
+    cr_assert_str_eq(tu_item_err(it), "value has shape (2, 3), expected (3,)");
     a = (struct spc_array){.data = v, .type = 99, .n_dims = 1, .shape = (const size_t[]){3}};
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL);
     cr_assert_eq(spc_item_set(it, NULL, 0), -EINVAL, "spead2: Item value cannot be set to None");
@@ -319,7 +320,7 @@ Test(items, shape_mismatch)
     const uint8_t bytes[12] = {0};
     a = (struct spc_array){.data = bytes, .type = SPC_CTYPE_U8, .n_dims = 2, .shape = s34};
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL);
-    cr_assert_str_eq(spc_item_last_error(), "value has shape (3, 4), expected (2, None)");
+    cr_assert_str_eq(tu_item_err(it), "value has shape (3, 4), expected (2, None)");
     const size_t s26[] = {2, 6};
     a.shape = s26;
     cr_assert_eq(spc_item_set(it, &a, 0), 0, "the variable dimension takes any size");
@@ -347,16 +348,16 @@ Test(items, packed_records)
     const size_t two[] = {2};
     struct spc_array a = {.data = recs, .fields = fields, .n_fields = 2, .elem_size = sizeof(struct rec),
                           .n_dims = 1, .shape = two};
-    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", spc_item_last_error());
+    cr_assert_eq(spc_item_set(it, &a, 0), 0, "%s", tu_item_err(it));
     expect_value(it, "1ffff800");
     cr_assert(spc_item_allow_immediate(it));
     recs[1].u = 16;
     cr_assert_eq(spc_item_set(it, &a, 0), -ERANGE);
-    cr_assert_str_eq(spc_item_last_error(), "16 is out of range for u4");
+    cr_assert_str_eq(tu_item_err(it), "16 is out of range for u4");
     recs[1].u = 0;
     recs[1].i = 2048;
     cr_assert_eq(spc_item_set(it, &a, 0), -ERANGE);
-    cr_assert_str_eq(spc_item_last_error(), "2048 is out of range for i12");
+    cr_assert_str_eq(tu_item_err(it), "2048 is out of range for i12");
     a.n_fields = 1;
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL, "field count must match");
     cr_assert_eq(spc_item_set_u64(it, 1), -EINVAL);
@@ -514,7 +515,7 @@ Test(items, complex_and_bool)
     it = make(&d);
     a = (struct spc_array){.data = c64, .type = SPC_CTYPE_C64, .n_dims = 1, .shape = two};
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL);
-    cr_assert(strstr(spc_item_last_error(), "complex"));
+    cr_assert(strstr(tu_item_err(it), "complex"));
     spc_item_destroy(it);
 
     d = (struct spc_descriptor){.id = 0x1000, .name = "flags", .shape = (const int64_t[]){3}, .n_dims = 1,
@@ -571,7 +572,7 @@ Test(items, bytes_and_strings)
     const char sv[2] = {'a', 'b'};
     struct spc_array a = {.data = sv, .type = SPC_CTYPE_CHAR, .n_dims = 1, .shape = (const size_t[]){2}};
     cr_assert_eq(spc_item_set(it, &a, 0), -EINVAL);
-    cr_assert(strstr(spc_item_last_error(), "spc_item_set_bytes"));
+    cr_assert(strstr(tu_item_err(it), "spc_item_set_bytes"));
     spc_item_destroy(it);
 
     /* Variable shapes take whole steps of the variable dimension. */
@@ -755,7 +756,7 @@ static void expect_next(struct gen_fixture *f, enum spc_select desc, enum spc_se
 {
     struct spc_heap *heap;
     int rc = spc_heap_generator_get_heap(f->gen, &heap, desc, data);
-    cr_assert_eq(rc, 0, "%s", spc_item_last_error());
+    cr_assert_eq(rc, 0, "%s", tu_gen_err(f->gen));
     expect_heap(heap, spec);
     spc_heap_destroy(heap);
 }
@@ -900,7 +901,7 @@ Test(generator, failure_rolls_back)
     struct spc_heap *heap;
     cr_assert_eq(spc_heap_create(&heap, &f56), 0);
     cr_assert_eq(spc_heap_generator_add_to_heap(gen, heap, SPC_SELECT_STALE, SPC_SELECT_STALE), -SPC_EITEM_ID);
-    cr_assert(strstr(spc_item_last_error(), "big"));
+    cr_assert(strstr(tu_gen_err(gen), "big"));
     spc_heap_destroy(heap);
     /* Nothing was recorded as sent. */
     cr_assert_eq(spc_heap_generator_get_heap(gen, &heap, SPC_SELECT_STALE, SPC_SELECT_STALE), 0);
@@ -929,4 +930,35 @@ Test(generator, independent_generators)
     spc_heap_destroy(heap);
     spc_heap_generator_destroy(other);
     fixture_free(&f);
+}
+
+/* The error-detail convention for items, groups and generators: each object keeps the
+ * detail of its own latest failure, copied out (truncated) with the full length returned. */
+Test(items, error_detail_per_object)
+{
+    const struct spc_format_field u4[] = {{'u', 4}};
+    struct spc_descriptor d = {.id = 0x1000, .name = "nibble", .format = u4, .n_format = 1};
+    struct spc_item *a = make(&d);
+    d.name = "other";
+    d.id = 0x1001;
+    struct spc_item *b = make(&d);
+    cr_assert_eq(spc_item_set_u64(a, 16), -ERANGE);
+    cr_assert_eq(spc_item_set_u64(b, 1), 0);
+    cr_assert_str_eq(tu_item_err(a), "16 is out of range for u4");
+    cr_assert_str_eq(tu_item_err(b), "", "another item's failure is not b's");
+    char small[5];
+    size_t n = spc_item_last_error(a, small, sizeof small);
+    cr_assert_eq(n, strlen("16 is out of range for u4"));
+    cr_assert_str_eq(small, "16 i");
+    cr_assert_eq(spc_item_last_error(a, NULL, 0), n);
+    spc_item_destroy(a);
+    spc_item_destroy(b);
+
+    struct spc_item_group *g;
+    cr_assert_eq(spc_item_group_create(&g), 0);
+    struct spc_descriptor bad = {.id = 0x1000, .name = "bad", .dtype = "<q9"};
+    cr_assert_eq(spc_item_group_add(g, &bad, NULL), -SPC_EDESCRIPTOR);
+    cr_assert_neq(tu_group_err(g)[0], '\0');
+    cr_assert(strstr(tu_group_err(g), "q9"), "%s", tu_group_err(g));
+    spc_item_group_destroy(g);
 }

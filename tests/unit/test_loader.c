@@ -55,7 +55,7 @@ Test(loader, builtin_bytes_needs_no_path)
     char err[512];
     cr_assert_eq(spc_config_parse(&cfg, "{\"transport\": \"bytes\"}", err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(spc_config_transport(cfg), "bytes");
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(loader, unknown_name_lists_files_and_available)
@@ -152,7 +152,7 @@ Test(loader, open_failure_skips_close)
     cr_assert_null(h);
     cr_expect(strstr(err, "transport \"openfail\": open failed") != NULL, "%s", err);
     cr_expect(strstr(err, "cannot reach the moon from here") != NULL, "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     spc_set_log_handler(NULL, NULL);
     cr_expect(strstr(captured, "openfail: fake openfail open failed") != NULL, "%s", captured);
     cr_expect(strstr(captured, "close") == NULL, "close ran after a failed open: %s", captured);
@@ -169,7 +169,7 @@ Test(loader, open_and_close_pair)
         cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
         spc_transport_handle_close(h);
     }
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     spc_set_log_handler(NULL, NULL);
     size_t opens = 0, closes = 0;
     for (const char *p = captured; (p = strstr(p, "fake dup open")); p++)
@@ -191,7 +191,7 @@ static const char *dup_opened(const char *dirs_json)
     struct spc_transport_handle *h;
     cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
     spc_transport_handle_close(h);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     spc_set_log_handler(NULL, NULL);
     return strstr(captured, "fake dup open, version first")    ? "first"
            : strstr(captured, "fake dup open, version second") ? "second"
@@ -246,7 +246,7 @@ Test(loader, env_used_without_plugin_path)
     cr_assert_eq(spc_config_parse(&cfg, "{\"transport\": \"optdemo\", \"options\": {\"endpoints\": [\"a:1\"]}}",
                                   err, sizeof err),
                  0, "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     unsetenv("SPEADCAST_PLUGIN_PATH");
     cr_expect_eq(spc_config_parse(&cfg, "{\"transport\": \"optdemo\"}", err, sizeof err), -SPC_EPLUGIN);
 }
@@ -280,9 +280,9 @@ Test(loader, builtin_shadows_plugin_files)
     cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
     const uint8_t *data;
     size_t len;
-    cr_expect_eq(spc_transport_handle_bytes(h, &data, &len), 0, "the impostor was loaded");
+    cr_expect_eq(spc_bytes_handle_data(h, &data, &len), 0, "the impostor was loaded");
     spc_transport_handle_close(h);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 
     const char *pp[] = {FAKES2, NULL};
     struct spc_transport_info *list;
@@ -357,7 +357,7 @@ static void *race(void *p)
                             k == 0 ? "\"options\": {\"endpoints\": [\"h:1\"]}" : NULL, &cfg, err, sizeof err);
         if (rc != want[k])
             a->failures++;
-        spc_config_free(cfg);
+        spc_config_destroy(cfg);
     }
     return NULL;
 }
@@ -395,7 +395,7 @@ static struct spc_transport_handle *open_fake(const char *name, const char *extr
     cr_assert_eq(parse_with(name, "[\"" FAKES "\"]", extra, &cfg, err, sizeof err), 0, "%s", err);
     struct spc_transport_handle *h;
     cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return h;
 }
 
@@ -440,8 +440,8 @@ Test(handle, substream_range_and_arguments)
     cr_expect_eq(spc_transport_handle_send(h, pk, 0, 0, NULL), 0);
     const uint8_t *d;
     size_t len;
-    cr_expect_eq(spc_transport_handle_bytes(h, &d, &len), -SPC_ENOTSUP);
-    cr_expect_eq(spc_transport_handle_bytes_reset(h), -SPC_ENOTSUP);
+    cr_expect_eq(spc_bytes_handle_data(h, &d, &len), -SPC_ENOTSUP);
+    cr_expect_eq(spc_bytes_handle_reset(h), -SPC_ENOTSUP);
     spc_transport_handle_close(h);
 }
 
@@ -457,7 +457,7 @@ static struct spc_transport_handle *open_bytes(const char *options, size_t mps)
     struct spc_transport_handle *h;
     cr_assert_eq(spc_transport_handle_open(&h, cfg, err, sizeof err), 0, "%s", err);
     cr_expect_eq(spc_transport_handle_n_substreams(h), 1);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return h;
 }
 
@@ -524,7 +524,7 @@ Test(bytes, matches_spead2_bytesstream)
         }
         const uint8_t *got;
         size_t got_len;
-        cr_assert_eq(spc_transport_handle_bytes(h, &got, &got_len), 0);
+        cr_assert_eq(spc_bytes_handle_data(h, &got, &got_len), 0);
         cr_expect(vc_same_bytes(names[c], got, got_len, want, want_len), "%s differs from spead2", names[c]);
         free(want);
         spc_transport_handle_close(h);
@@ -548,7 +548,7 @@ Test(bytes, decodes_back)
     cr_assert_eq(send_heap(h, heap, 5, 1472), 0);
     const uint8_t *data;
     size_t len;
-    cr_assert_eq(spc_transport_handle_bytes(h, &data, &len), 0);
+    cr_assert_eq(spc_bytes_handle_data(h, &data, &len), 0);
     cr_expect_eq((int64_t)len, spc_heap_wire_size(heap, 5, 1472));
     struct spc_decoder *dec;
     cr_assert_eq(spc_decoder_create(&dec, NULL), 0);
@@ -564,8 +564,8 @@ Test(bytes, decodes_back)
     spc_decoded_heap_free(out);
     spc_decoder_destroy(dec);
 
-    cr_expect_eq(spc_transport_handle_bytes_reset(h), 0);
-    cr_assert_eq(spc_transport_handle_bytes(h, &data, &len), 0);
+    cr_expect_eq(spc_bytes_handle_reset(h), 0);
+    cr_assert_eq(spc_bytes_handle_data(h, &data, &len), 0);
     cr_expect_eq(len, 0);
     spc_heap_destroy(heap);
     spc_transport_handle_close(h);
@@ -584,10 +584,10 @@ Test(bytes, max_size_fails_only_the_packets_that_do_not_fit)
     cr_expect_eq(status[1], 0);
     cr_expect_eq(status[2], 0);
     cr_expect_eq(status[3], -ENOSPC);
-    cr_expect(strstr(spc_transport_handle_error(h), "max_size 40") != NULL, "%s", spc_transport_handle_error(h));
+    cr_expect(strstr(tu_handle_err(h), "max_size 40") != NULL, "%s", tu_handle_err(h));
     const uint8_t *data;
     size_t len;
-    cr_assert_eq(spc_transport_handle_bytes(h, &data, &len), 0);
+    cr_assert_eq(spc_bytes_handle_data(h, &data, &len), 0);
     cr_assert_eq(len, 40);
     cr_expect_eq(data[0], 0);
     cr_expect_eq(data[16], 1);
@@ -610,7 +610,7 @@ Test(bytes, gathers_many_pieces)
         cr_assert_eq(spc_transport_handle_send(h, &pk, 1, 0, NULL), 0);
     const uint8_t *data;
     size_t len;
-    cr_assert_eq(spc_transport_handle_bytes(h, &data, &len), 0);
+    cr_assert_eq(spc_bytes_handle_data(h, &data, &len), 0);
     cr_assert_eq(len, 50 * sizeof src);
     for (int i = 0; i < 50; i++)
         cr_expect_eq(memcmp(data + (size_t)i * sizeof src, src, sizeof src), 0, "copy %d", i);

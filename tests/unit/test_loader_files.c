@@ -83,7 +83,7 @@ static int load(const char *name, const char *dirs_json, char *err, size_t errle
     snprintf(doc, sizeof doc, "{\"transport\": \"%s\", \"plugin_path\": %s}", name, dirs_json);
     struct spc_config *cfg = NULL;
     int rc = spc_config_parse(&cfg, doc, err, errlen);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return rc;
 }
 

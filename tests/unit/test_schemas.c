@@ -35,7 +35,7 @@ static void expect_file_equals(const char *file, const char *printed, const char
 Test(schemas, stream)
 {
     char *s;
-    cr_assert_eq(spc_stream_schema(&s), 0);
+    cr_assert_eq(spc_config_document_schema(&s), 0);
     expect_file_equals(SPC_TEST_SOURCE_DIR "/schemas/stream.schema.json", s, "speadcast-info --stream-schema");
     free(s);
 }
@@ -135,7 +135,7 @@ Test(schemas, rate_method_text_matches_behaviour)
     cr_expect(strstr(rm_log, "software rate limiter") != NULL, "no fallback warning: %s", rm_log);
 
     char *schema;
-    cr_assert_eq(spc_stream_schema(&schema), 0);
+    cr_assert_eq(spc_config_document_schema(&schema), 0);
     const char *rm = strstr(schema, "\"rate_method\"");
     cr_assert_not_null(rm);
     const char *desc = strstr(rm, "\"description\"");

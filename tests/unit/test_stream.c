@@ -85,7 +85,7 @@ static int open_fake_ex(struct fake *f, const struct spc_stream_config *sc, unsi
     cr_assert_eq(spc_config_set_uint(cfg, "substreams", substreams, err, sizeof err), 0, "%s", err);
     cr_assert_eq(spc_config_set_bool(cfg, "hw_pace", hw_pace, err, sizeof err), 0, "%s", err);
     rc = spc_stream_open(&f->s, cfg, o, err, sizeof err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return rc;
 }
 
@@ -202,7 +202,7 @@ Test(stream, open_json_send_sync_and_bytes)
     cr_assert_eq((int64_t)bytes, spc_heap_wire_size(h, 1, 1472));
     const uint8_t *data;
     size_t len;
-    cr_assert_eq(spc_stream_bytes(s, &data, &len), 0);
+    cr_assert_eq(spc_bytes_stream_data(s, &data, &len), 0);
     cr_assert_eq(len, bytes);
     /* The bytes are exactly the packetizer's output for cnt 1. */
     struct spc_packetizer pz;
@@ -216,10 +216,10 @@ Test(stream, open_json_send_sync_and_bytes)
         off += p.size;
     }
     cr_assert_eq(off, len);
-    cr_assert_eq(spc_stream_bytes_reset(s), 0);
-    cr_assert_eq(spc_stream_bytes(s, &data, &len), 0);
+    cr_assert_eq(spc_bytes_stream_reset(s), 0);
+    cr_assert_eq(spc_bytes_stream_data(s, &data, &len), 0);
     cr_assert_eq(len, 0);
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s, &st);
     cr_assert_eq(st.heaps, 1);
     cr_assert_eq(st.bytes, bytes);
@@ -250,6 +250,50 @@ Test(stream, open_errors)
     cr_assert_eq(spc_stream_open_json(&s, "{\"transport\": \"bytes\"}", &o, err, sizeof err), -EINVAL);
 }
 
+/* Sized structs (speadcast.h): a caller built against an older, shorter struct gets the
+ * defaults for the fields it lacks; one without a struct_size is refused; stats fill only
+ * what the caller's struct_size covers. */
+Test(stream, sized_options_and_stats)
+{
+    struct spc_stream *s;
+    char err[256] = "";
+    struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
+    o.struct_size = 0;
+    cr_assert_eq(spc_stream_open_json(&s, "{\"transport\": \"bytes\"}", &o, err, sizeof err), -EINVAL);
+    cr_assert(strstr(err, "struct_size"), "%s", err);
+    /* An older caller knew only cpu; completion_queue keeps its default (false). */
+    o = SPC_STREAM_OPTIONS_DEFAULT;
+    o.completion_queue = true;
+    o.struct_size = offsetof(struct spc_stream_options, completion_queue);
+    cr_assert_eq(spc_stream_open_json(&s, "{\"transport\": \"bytes\"}", &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(spc_stream_completion_fd(s), -SPC_ENOTSUP);
+    struct spc_heap *h = mk_heap(100);
+    cr_assert_eq(spc_stream_send_heap(s, h, NULL, NULL), 0);
+    cr_assert_eq(spc_stream_flush(s), 0);
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
+    st.struct_size = offsetof(struct spc_stream_stats, packets);
+    st.packets = 12345;
+    spc_stream_get_stats(s, &st);
+    cr_assert_eq(st.heaps, 1);
+    cr_assert_eq(st.packets, 12345, "beyond struct_size nothing is written");
+    cr_assert_eq(st.struct_size, offsetof(struct spc_stream_stats, packets));
+    spc_stream_close(s);
+    spc_heap_destroy(h);
+}
+
+/* The error-detail convention: copied out, truncated, the full length returned. */
+Test(stream, last_error_copy_out)
+{
+    struct spc_stream *s;
+    char err[256];
+    cr_assert_eq(spc_stream_open_json(&s, "{\"transport\": \"bytes\"}", NULL, err, sizeof err), 0, "%s", err);
+    char small[4] = "xyz";
+    cr_assert_eq(spc_stream_last_error(s, small, sizeof small), 0);
+    cr_assert_str_eq(small, "");
+    cr_assert_eq(spc_stream_last_error(NULL, NULL, 0), 0);
+    spc_stream_close(s);
+}
+
 Test(stream, cpu_affinity)
 {
     struct spc_stream_options o = SPC_STREAM_OPTIONS_DEFAULT;
@@ -276,8 +320,8 @@ Test(stream, bytes_only_on_bytes_transport)
     open_fake(&f, &sc, 1, NULL);
     const uint8_t *d;
     size_t n;
-    cr_assert_eq(spc_stream_bytes(f.s, &d, &n), -SPC_ENOTSUP);
-    cr_assert_eq(spc_stream_bytes_reset(f.s), -SPC_ENOTSUP);
+    cr_assert_eq(spc_bytes_stream_data(f.s, &d, &n), -SPC_ENOTSUP);
+    cr_assert_eq(spc_bytes_stream_reset(f.s), -SPC_ENOTSUP);
     cr_assert_eq(spc_stream_completion_fd(f.s), -SPC_ENOTSUP);
     struct spc_stream_completion c;
     cr_assert_eq(spc_stream_drain(f.s, &c, 1), -SPC_ENOTSUP);
@@ -1047,7 +1091,7 @@ Test(stream, many_threads_send_at_once)
         free(seen);
         close_fake(&f);
         for (int i = 0; i < MT_THREADS; i++) {
-            spc_heap_list_free(a[i].list);
+            spc_heap_list_destroy(a[i].list);
             spc_heap_destroy(h[i]);
         }
     }
@@ -1169,7 +1213,7 @@ Test(stream, heap_lists)
     cr_assert_eq(spc_stream_send_list(other, l, 0, 1, SPC_GROUP_SERIAL, NULL, NULL), -EINVAL);
     spc_stream_close(other);
     close_fake(&f);
-    spc_heap_list_free(l); /* may outlive the stream */
+    spc_heap_list_destroy(l); /* may outlive the stream */
     for (int i = 0; i < 4; i++)
         spc_heap_destroy(h[i]);
 }
@@ -1262,7 +1306,7 @@ Test(stream, rate_limited_stream_follows_schedule)
     double total = 400.0 * (double)spc_heap_wire_size(h, 1, 1472);
     cr_assert(fabs(achieved - sc.rate) / sc.rate < 2.0 * sc.burst_size / total, "achieved %g B/s",
               achieved);
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(f.s, &st);
     cr_assert_gt(st.sleeps, 300);
     cr_assert_eq(st.sleeps, atomic_load(&fc.sleeps));
@@ -1359,7 +1403,7 @@ Test(stream, real_clock_rate_limit_behaviour)
         cr_assert_eq(spc_stream_send_heap(f.s, h, NULL, NULL), 0);
     cr_assert_eq(spc_stream_flush(f.s), 0);
     check_never_faster(&f, sc.rate, sc.burst_rate_ratio, sc.burst_size);
-    struct spc_stream_stats st;
+    struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(f.s, &st);
     cr_assert_gt(st.sleeps, 0);
     close_fake(&f);
@@ -1639,7 +1683,7 @@ Test(stream, deregistering_memory_in_flight_is_refused, .timeout = 60)
     cr_expect_eq(f.c.dereg_calls, 3);
     cr_expect_eq(f.c.n_regions, 0);
     cr_expect_eq(f.c.memreg_in_send, 0);
-    spc_heap_list_free(list);
+    spc_heap_list_destroy(list);
     close_fake(&f);
     spc_heap_destroy(h);
     spc_heap_destroy(hz);

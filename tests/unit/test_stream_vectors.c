@@ -28,7 +28,7 @@ static struct spc_stream *open_bytes(const struct spc_flavour *f, size_t mps, si
     cr_assert_eq(spc_config_create(&cfg, "bytes", &sc, NULL, err, sizeof err), 0, "%s", err);
     struct spc_stream *s;
     cr_assert_eq(spc_stream_open(&s, cfg, NULL, err, sizeof err), 0, "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return s;
 }
 
@@ -73,7 +73,7 @@ static bool send_case(struct spc_stream *s, const struct vc_case *c, struct spc_
                 cr_assert_eq(spc_stream_send_list(s, l, i, 1, SPC_GROUP_SERIAL, on_done, cb_status), 0);
         }
         cr_assert_eq(spc_stream_flush(s), 0);
-        spc_heap_list_free(l);
+        spc_heap_list_destroy(l);
     } else if (c->group_mode) {
         if (form == SYNC) {
             uint64_t bytes;
@@ -122,7 +122,7 @@ static void check_case(const char *name)
             cr_assert_eq(cb_status, 0, "%s (%s): a completion failed", name, form_names[form]);
             const uint8_t *got;
             size_t len;
-            cr_assert_eq(spc_stream_bytes(s, &got, &len), 0);
+            cr_assert_eq(spc_bytes_stream_data(s, &got, &len), 0);
             char label[128];
             snprintf(label, sizeof label, "%s (%s)", name, form_names[form]);
             cr_assert(vc_same_bytes(label, got, len, want, want_len), "%s: bytes differ from spead2's",
@@ -185,7 +185,7 @@ static void check_encoder_order(enum spc_group_mode mode, const unsigned order[6
     cr_assert_eq(spc_stream_send_heaps_sync(s, refs, 3, mode, &bytes), 0);
     const uint8_t *got;
     size_t len;
-    cr_assert_eq(spc_stream_bytes(s, &got, &len), 0);
+    cr_assert_eq(spc_bytes_stream_data(s, &got, &len), 0);
     cr_assert_eq(len, bytes);
     size_t off = 0;
     for (int k = 0; k < 6; k++) {

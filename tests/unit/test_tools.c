@@ -225,7 +225,7 @@ Test(send_options, defaults_are_spead2_send_defaults)
     cr_assert_eq(o.burst, 65536);
     cr_assert_float_eq(o.burst_rate_ratio, 1.05, 1e-12);
     cr_assert_eq(o.max_heaps, 4);
-    cr_assert_eq(o.rate_method, SPCT_RATE_AUTO);
+    cr_assert_eq(o.rate_method, SPC_RATE_METHOD_AUTO);
     cr_assert_float_eq(o.rate, 0.0, 0);
     cr_assert_eq(o.ttl, 1);
     cr_assert_eq(o.addr_bits, 40);
@@ -264,7 +264,7 @@ Test(send_options, every_option_is_parsed)
     cr_assert_eq(o.burst, 0x2000);
     cr_assert_float_eq(o.burst_rate_ratio, 1.5, 1e-12);
     cr_assert_eq(o.max_heaps, 8);
-    cr_assert_eq(o.rate_method, SPCT_RATE_SW);
+    cr_assert_eq(o.rate_method, SPC_RATE_METHOD_SW);
     cr_assert_float_eq(o.rate, 2.5, 1e-12);
     cr_assert_eq(o.ttl, 4);
     cr_assert_eq(o.ibv_vector, -1);
@@ -863,7 +863,7 @@ Test(stream, lost_and_incomplete_heaps_are_counted)
         spc_heap_destroy(h);
     }
     cr_assert_eq(rt_join(&rt), SPCT_EXIT_FAIL);
-    spc_inproc_queue_release(q);
+    spc_inproc_queue_close(q);
     struct recv_json rj;
     parse_recv_json(rt.cap.out, &rj);
     cr_assert_eq(jint(rj.summary, "complete"), 3);

@@ -41,7 +41,7 @@ static int open_handle(struct spc_transport_handle **h, const char *json, char *
     if (rc < 0)
         return rc;
     rc = spc_transport_handle_open(h, cfg, err, errlen);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
     return rc;
 }
 
@@ -138,8 +138,8 @@ Test(tcp_failures, no_listener_async_fails_every_send)
     for (size_t i = 0; i < p.n; i++)
         cr_assert_eq(st[i], -ECONNREFUSED);
     cr_assert_eq(spc_transport_handle_send(h, p.p, p.n, 0, st), -ECONNREFUSED, "and later");
-    cr_assert(strstr(spc_transport_handle_error(h), "refused"), "%s",
-              spc_transport_handle_error(h));
+    cr_assert(strstr(tu_handle_err(h), "refused"), "%s",
+              tu_handle_err(h));
     spc_transport_handle_close(h);
     pkts_free(&p);
     spc_heap_destroy(heap);
@@ -280,8 +280,8 @@ Test(tcp_failures, peer_closed_before_send_handle)
     int rc = spc_transport_handle_send(h, p.p, p.n, 0, NULL);
     cr_assert_eq(rc, -SPC_ECLOSED, "%s", spc_strerror(rc));
     cr_assert_eq(spc_transport_handle_send(h, p.p, p.n, 0, NULL), -SPC_ECLOSED);
-    cr_assert(strstr(spc_transport_handle_error(h), "closed"), "%s",
-              spc_transport_handle_error(h));
+    cr_assert(strstr(tu_handle_err(h), "closed"), "%s",
+              tu_handle_err(h));
     spc_transport_handle_close(h);
     pkts_free(&p);
     spc_heap_destroy(heap);
@@ -349,7 +349,7 @@ static void too_large(bool gso, bool mmsg)
     cr_assert_eq(rc, -EMSGSIZE, "%s", spc_strerror(rc));
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(st[i], i == big_at ? -EMSGSIZE : 0, "packet %zu: %s", i, spc_strerror(st[i]));
-    const char *text = spc_transport_handle_error(h);
+    const char *text = tu_handle_err(h);
     cr_assert(strstr(text, "substream 0") && strstr(text, "127.0.0.1"), "%s", text);
     /* Sending goes on. */
     cr_assert_eq(spc_transport_handle_send(h, ps.p, ps.n, 0, st), 0);
@@ -417,7 +417,7 @@ Test(udp_failures, empty_endpoint_list)
     rc = spc_transport_handle_open(&h, cfg, err, sizeof err);
     cr_assert_eq(rc, -SPC_ECONFIG, "%s", err);
     cr_assert(strstr(err, "endpoints"), "%s", err);
-    spc_config_free(cfg);
+    spc_config_destroy(cfg);
 }
 
 Test(udp_failures, substream_out_of_range)

@@ -593,7 +593,7 @@ static void decode_case(const struct vc_case *c)
         }
     }
     cr_expect_eq(n_matched, c->n_heaps, "%s: %zu of %zu heaps decoded", c->name, n_matched, c->n_heaps);
-    struct spc_decoder_stats st;
+    struct spc_decoder_stats st = SPC_DECODER_STATS_INIT;
     spc_decoder_stats(dec, &st);
     cr_expect_eq(st.packets, c->n_packets);
     cr_expect_eq(st.bad_packets, 0);

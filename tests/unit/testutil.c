@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "speadcast/speadcast.h"
+
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -121,4 +123,39 @@ int tu_udp_loopback(unsigned *port, int rcvbuf)
     }
     *port = ntohs(a.sin_port);
     return fd;
+}
+
+static char *err_slot(void)
+{
+    static _Thread_local char bufs[4][1024];
+    static _Thread_local unsigned next;
+    return bufs[next++ % 4];
+}
+
+const char *tu_item_err(const struct spc_item *item)
+{
+    char *b = err_slot();
+    spc_item_last_error(item, b, 1024);
+    return b;
+}
+
+const char *tu_group_err(const struct spc_item_group *group)
+{
+    char *b = err_slot();
+    spc_item_group_last_error(group, b, 1024);
+    return b;
+}
+
+const char *tu_gen_err(const struct spc_heap_generator *gen)
+{
+    char *b = err_slot();
+    spc_heap_generator_last_error(gen, b, 1024);
+    return b;
+}
+
+const char *tu_handle_err(struct spc_transport_handle *h)
+{
+    char *b = err_slot();
+    spc_transport_handle_last_error(h, b, 1024);
+    return b;
 }

@@ -78,12 +78,19 @@ struct spc_decoded_heap {
 void spc_decoded_heap_free(struct spc_decoded_heap *heap);
 
 struct spc_decoder_config {
+    uint32_t struct_size;   /* sizeof(struct spc_decoder_config); fields beyond it take their defaults */
     size_t max_heap_size;   /* heaps announcing more are refused (default 64 MiB) */
     size_t max_live_heaps;  /* incomplete heaps kept; the oldest is evicted (default 16) */
     unsigned bug_compat;    /* used when parsing descriptors */
 };
 /* Defaults as above. */
-#define SPC_DECODER_CONFIG_DEFAULT ((struct spc_decoder_config){64u << 20, 16, 0})
+#define SPC_DECODER_DEFAULT_MAX_HEAP_SIZE (64u << 20)
+#define SPC_DECODER_DEFAULT_MAX_LIVE_HEAPS 16u
+#define SPC_DECODER_CONFIG_DEFAULT                                                     \
+    ((struct spc_decoder_config){.struct_size = sizeof(struct spc_decoder_config),       \
+                                 .max_heap_size = SPC_DECODER_DEFAULT_MAX_HEAP_SIZE,     \
+                                 .max_live_heaps = SPC_DECODER_DEFAULT_MAX_LIVE_HEAPS,   \
+                                 .bug_compat = 0})
 
 struct spc_decoder;
 
@@ -129,12 +136,16 @@ int spc_decoder_pop(struct spc_decoder *dec, struct spc_decoded_heap **out);
 void spc_decoder_flush(struct spc_decoder *dec);
 
 /* Counters since creation. */
+/* Sized: the caller sets struct_size (SPC_DECODER_STATS_INIT) and gets the counters that
+ * fit in it. */
 struct spc_decoder_stats {
+    uint32_t struct_size;
     uint64_t packets;     /* accepted, duplicates included */
     uint64_t bad_packets; /* refused with an error */
     uint64_t heaps_complete;
     uint64_t heaps_incomplete;
 };
+#define SPC_DECODER_STATS_INIT ((struct spc_decoder_stats){.struct_size = sizeof(struct spc_decoder_stats)})
 void spc_decoder_stats(const struct spc_decoder *dec, struct spc_decoder_stats *out);
 
 /* A descriptor parsed back from a decoded item 5. Owned by the caller; free with

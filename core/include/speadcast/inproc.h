@@ -50,7 +50,7 @@ int spc_inproc_queue_open(struct spc_inproc_queue **out, const char *name);
 
 /* Drops a reference; the last one frees the queue and any packets left in it. q must
  * not be used afterwards by this holder. NULL is a no-op. */
-void spc_inproc_queue_release(struct spc_inproc_queue *q);
+void spc_inproc_queue_close(struct spc_inproc_queue *q);
 
 /* The queue's name; borrowed while the caller holds a reference. */
 const char *spc_inproc_queue_name(const struct spc_inproc_queue *q);

@@ -9,7 +9,7 @@
  *
  * Thread rules: items, item groups and heap generators are not thread-safe; one thread
  * (or a lock) per group. Heaps built from them may be sent and destroyed on any thread:
- * the value buffers' reference counts are atomic. spc_item_last_error is per thread.
+ * the value buffers' reference counts are atomic.
  */
 #ifndef SPEADCAST_ITEM_H
 #define SPEADCAST_ITEM_H
@@ -32,11 +32,11 @@ extern "C" {
 #define SPC_ITEM_AUTO_ID 0
 #define SPC_ITEM_FIRST_AUTO_ID 0x1000
 
-/* Text saying why the last failing spc_item_*, spc_heap_add_item_*, spc_item_group_* or
- * spc_heap_generator_* call on this thread failed, in spead2's words where spead2 has
- * them ("illegal format (f, 16)", "16 is out of range for u4", "value has shape (2,),
- * expected (3,)"). Static per-thread storage, overwritten by the next failure; "" if none. */
-const char *spc_item_last_error(void);
+/* Error detail (see speadcast.h): spc_item_create writes it to its (err, errlen); an item,
+ * an item group and a heap generator each keep the detail of their latest failed call,
+ * copied out by spc_item_last_error, spc_item_group_last_error and
+ * spc_heap_generator_last_error, in spead2's words where spead2 has them ("illegal format
+ * (f, 16)", "16 is out of range for u4", "value has shape (2,), expected (3,)"). */
 
 /* ------------------------------------------------------------------ items */
 
@@ -52,7 +52,7 @@ struct spc_item;
  * fields, no sub-array shapes). It is stored in numpy's normal form ("<u1" -> "|u1").
  * format: fields ('u'|'i', 1..64 bits), ('b', 1..64), ('f', 32|64), ('c', 8), packed
  * MSB first, big-endian.
- * Errors (each with spc_item_last_error text):
+ * Errors (each with detail in err):
  *   -SPC_EITEM_ID       d->id is 0 (stand-alone items need one), 1-4 or above 2^55 - 1
  *   -SPC_EFORMAT_DTYPE  both or neither of dtype and format
  *   -SPC_EVARIABLE_DIMS more than one variable dimension, or one with a dtype
@@ -61,10 +61,15 @@ struct spc_item;
  *                       size; more than SPC_ITEM_MAX_DIMS dimensions; a size that overflows
  *   -EINVAL             d or d->name NULL, or a count > 0 with a NULL array
  *   -ENOMEM */
-int spc_item_create(struct spc_item **out, const struct spc_descriptor *d);
+int spc_item_create(struct spc_item **out, const struct spc_descriptor *d, char *err,
+                    size_t errlen);
 /* Frees a stand-alone item. Heaps holding its owned value keep their reference; user
  * memory it referenced is not touched. NULL is a no-op. Never pass an item of a group. */
 void spc_item_destroy(struct spc_item *item);
+
+/* Copies the detail of the item's latest failed spc_item_set*, spc_heap_add_item_value or
+ * spc_heap_add_item_descriptor call into err; returns its length. */
+size_t spc_item_last_error(const struct spc_item *item, char *err, size_t errlen);
 
 uint64_t spc_item_id(const struct spc_item *item);
 const char *spc_item_name(const struct spc_item *item);        /* borrowed, lives with the item */
@@ -173,10 +178,10 @@ int spc_item_set_string(struct spc_item *item, const char *s, unsigned flags);
  * borrowed by the heap as described at spc_item_set.
  * Errors: -ENODATA (no value), those of spc_heap_add_item, -ENOMEM. On an error after
  * the reference was taken the heap keeps the reference (freed with the heap). */
-int spc_heap_add_item_value(struct spc_heap *heap, const struct spc_item *item);
+int spc_heap_add_item_value(struct spc_heap *heap, struct spc_item *item);
 /* Adds the item's descriptor to a heap (spc_heap_add_descriptor; checked against the
  * heap's flavour). Errors: those of spc_heap_add_descriptor. */
-int spc_heap_add_item_descriptor(struct spc_heap *heap, const struct spc_item *item);
+int spc_heap_add_item_descriptor(struct spc_heap *heap, struct spc_item *item);
 
 /* ------------------------------------------------------------ item groups */
 
@@ -198,6 +203,9 @@ void spc_item_group_destroy(struct spc_item_group *group);
  * Errors: those of spc_item_create, -ENOMEM. */
 int spc_item_group_add(struct spc_item_group *group, const struct spc_descriptor *d,
                        struct spc_item **out);
+/* Copies the detail of the group's latest failed spc_item_group_add into err; returns
+ * its length. */
+size_t spc_item_group_last_error(const struct spc_item_group *group, char *err, size_t errlen);
 /* Look-ups; NULL when absent. The item is owned by the group. */
 struct spc_item *spc_item_group_find_id(const struct spc_item_group *group, uint64_t id);
 struct spc_item *spc_item_group_find_name(const struct spc_item_group *group, const char *name);
@@ -220,6 +228,10 @@ struct spc_heap_generator;
 int spc_heap_generator_create(struct spc_heap_generator **out, struct spc_item_group *group,
                               const struct spc_flavour *flavour, unsigned descriptor_frequency);
 void spc_heap_generator_destroy(struct spc_heap_generator *gen);
+/* Copies the detail of the generator's latest failed add_to_heap / get_* call into err;
+ * returns its length. */
+size_t spc_heap_generator_last_error(const struct spc_heap_generator *gen, char *err,
+                                     size_t errlen);
 
 /* Adds to heap, for each item of the group in its order, the descriptor and then the value
  * as selected. A descriptor is stale when it was never sent by this generator, its item

@@ -57,8 +57,11 @@ struct spc_clock {
     void *user;
 };
 
-/* What a stream takes beyond its configuration (C API only). */
+/* What a stream takes beyond its configuration (C API only). Sized: struct_size =
+ * sizeof(struct spc_stream_options), as SPC_STREAM_OPTIONS_DEFAULT sets it; fields beyond
+ * a caller's struct_size take their defaults. */
 struct spc_stream_options {
+    uint32_t struct_size;
     /* CPU the writer thread is pinned to; -1 = no affinity. */
     int cpu;
     /* Keep a completion queue (spc_stream_completion_fd, spc_stream_drain) for the
@@ -74,7 +77,13 @@ struct spc_stream_options {
     const struct spc_clock *clock;
 };
 
-#define SPC_STREAM_OPTIONS_DEFAULT ((struct spc_stream_options){-1, false, 100000, NULL})
+#define SPC_STREAM_DEFAULT_SPIN_MAX_NS 100000u
+#define SPC_STREAM_OPTIONS_DEFAULT                                                     \
+    ((struct spc_stream_options){.struct_size = sizeof(struct spc_stream_options),       \
+                                 .cpu = -1,                                              \
+                                 .completion_queue = false,                              \
+                                 .spin_max_ns = SPC_STREAM_DEFAULT_SPIN_MAX_NS,          \
+                                 .clock = NULL})
 
 /* ------------------------------------------------------------ open and close */
 
@@ -114,11 +123,14 @@ unsigned spc_stream_n_substreams(const struct spc_stream *s);
  * silently). Starts as (1, 1). Errors: -EINVAL when step is 0 modulo 2^heap_address_bits. */
 int spc_stream_set_cnt_sequence(struct spc_stream *s, uint64_t next, uint64_t step);
 
-/* Copies the last error detail the transport or the stream recorded ("" if none). */
-void spc_stream_last_error(struct spc_stream *s, char *buf, size_t len);
+/* Copies the detail of the last error the transport or the stream recorded into err (see
+ * "Error detail" in speadcast.h); "" if none. Returns the detail's length. */
+size_t spc_stream_last_error(struct spc_stream *s, char *err, size_t errlen);
 
-/* Counters since open, for tools and benchmarks. */
+/* Counters since open, for tools and benchmarks. Sized: the caller sets struct_size
+ * (SPC_STREAM_STATS_INIT) and gets the counters that fit in it. */
 struct spc_stream_stats {
+    uint32_t struct_size;
     uint64_t heaps;        /* heaps completed (sent or failed) */
     uint64_t packets;      /* packets handed to the transport */
     uint64_t bytes;        /* their bytes */
@@ -128,6 +140,7 @@ struct spc_stream_stats {
     uint64_t sleep_late_max_ns; /* largest such lateness */
     uint64_t spin_ns;      /* time spent busy-waiting at the end of waits */
 };
+#define SPC_STREAM_STATS_INIT ((struct spc_stream_stats){.struct_size = sizeof(struct spc_stream_stats)})
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out);
 
 /* ------------------------------------------------------------ sending */
@@ -152,7 +165,8 @@ struct spc_heap_ref {
     double rate;
 };
 
-#define SPC_HEAP_REF(h) ((struct spc_heap_ref){(h), SPC_CNT_AUTO, 0, -1.0})
+#define SPC_HEAP_REF(h)                                                                \
+    ((struct spc_heap_ref){.heap = (h), .cnt = SPC_CNT_AUTO, .substream = 0, .rate = -1.0})
 
 /* Completion callback: status 0 or a negative code, bytes sent. Runs on the writer
  * thread (see Threads). user is the pointer given to the send. */
@@ -208,7 +222,7 @@ struct spc_heap_list;
 int spc_heap_list_create(struct spc_heap_list **out, struct spc_stream *s,
                          const struct spc_heap_ref *refs, size_t n);
 /* Frees the list (it may outlive its stream). NULL is a no-op. */
-void spc_heap_list_free(struct spc_heap_list *list);
+void spc_heap_list_destroy(struct spc_heap_list *list);
 size_t spc_heap_list_size(const struct spc_heap_list *list);
 
 /* Sends entries [first, first + count) of the list as one group, all or nothing, as
@@ -276,17 +290,6 @@ int spc_stream_register_memory(struct spc_stream *s, void *addr, size_t len,
  * Errors: -EINVAL (NULL s, or mem not a registration of s still in place), -EBUSY, or
  * the transport's error (the registration then stays in place and mem stays valid). */
 int spc_stream_deregister_memory(struct spc_stream *s, struct spc_stream_memory *mem);
-
-/* ------------------------------------------------------------ bytes transport */
-
-/* For a stream on the "bytes" transport: the bytes of every packet sent so far, back to
- * back. *data is valid until the next send, reset or close, and only while no heap is in
- * flight (call after spc_stream_flush). spc_stream_bytes_reset empties the buffer; it may
- * be called at any time, from any thread, completion callbacks included: it falls between
- * two transport sends, so the buffer always holds whole packets. Errors: -SPC_ENOTSUP for
- * another transport. */
-int spc_stream_bytes(struct spc_stream *s, const uint8_t **data, size_t *len);
-int spc_stream_bytes_reset(struct spc_stream *s);
 
 #ifdef __cplusplus
 }

@@ -46,12 +46,16 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "speadcast/config.h"
+/* Only what a plugin may use: the types of the ABI structs and of the core services
+ * (decoder, frames, inproc queues, flavours, packets), log levels, error codes and the
+ * stream section's enums. A plugin does not link libspeadcast: it reaches the functions
+ * these headers declare only through struct spc_core_services. */
 #include "speadcast/decoder.h"
 #include "speadcast/error.h"
 #include "speadcast/frame.h"
 #include "speadcast/inproc.h"
 #include "speadcast/log.h"
+#include "speadcast/stream_config.h"
 #include "speadcast/wire.h"
 
 #ifdef __cplusplus
@@ -338,14 +342,14 @@ struct spc_core_services {
     /* --- ABI minor 1: Ethernet/IPv4/UDP frames (frame.h) and inproc queues (inproc.h).
      * Each is the public function of the same name without the svc: spc_frame_write,
      * spc_frame_multicast_mac, spc_ipv4_checksum, spc_mac_parse, spc_inproc_queue_open,
-     * spc_inproc_queue_release, spc_inproc_queue_pushv, spc_inproc_queue_stop. */
+     * spc_inproc_queue_close, spc_inproc_queue_pushv, spc_inproc_queue_stop. */
     int (*frame_write)(const struct spc_frame_params *p, size_t payload_len, uint16_t id,
                        uint8_t *hdr);
     int (*frame_multicast_mac)(const uint8_t *ip, uint8_t *mac);
     uint16_t (*ipv4_checksum)(const void *data, size_t len);
     int (*mac_parse)(const char *text, uint8_t *mac);
     int (*inproc_queue_open)(struct spc_inproc_queue **out, const char *name);
-    void (*inproc_queue_release)(struct spc_inproc_queue *q);
+    void (*inproc_queue_close)(struct spc_inproc_queue *q);
     int (*inproc_queue_pushv)(struct spc_inproc_queue *q, const struct iovec *iov,
                               unsigned n_iov);
     void (*inproc_queue_stop)(struct spc_inproc_queue *q);

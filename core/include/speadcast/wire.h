@@ -32,7 +32,9 @@ struct spc_flavour {
     unsigned heap_address_bits;
     unsigned bug_compat;
 };
-#define SPC_FLAVOUR_DEFAULT ((struct spc_flavour){40, 0})
+#define SPC_FLAVOUR_DEFAULT_HEAP_ADDRESS_BITS 40u
+#define SPC_FLAVOUR_DEFAULT                                                            \
+    ((struct spc_flavour){.heap_address_bits = SPC_FLAVOUR_DEFAULT_HEAP_ADDRESS_BITS, .bug_compat = 0})
 
 /* Fills *out after checking the arguments. Errors: -SPC_EFLAVOUR. */
 int spc_flavour_init(struct spc_flavour *out, unsigned heap_address_bits, unsigned bug_compat);
