@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "speadcast/speadcast.h"
 
@@ -67,4 +68,30 @@ Test(config_checks, setters_reach_the_checks)
     cr_assert_eq(spc_config_create(&cfg, "inproc", NULL, NULL, err, sizeof err), 0, "%s", err);
     cr_expect_lt(spc_config_add_string(cfg, "queues", "", err, sizeof err), 0);
     spc_config_destroy(cfg);
+}
+
+/* speadcast-info --check refuses what can never open (it used to print these back as
+ * valid): exit status 1 and the JSON path in the message. */
+Test(config_checks, info_check_refuses)
+{
+    static const char *const cases[][2] = {
+        {"tcp_no_peer", "give exactly one of endpoints, socket_fd"},
+        {"tcp_endpoints_and_socket", "more than one given"},
+        {"pcap_hostname_endpoint", "not a dotted-quad IPv4 address"},
+        {"udp_object_host_space", "cannot appear in a host name"},
+        {"inproc_long_name", "at most 255 allowed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024], out[4096];
+        snprintf(cmd, sizeof cmd,
+                 SPC_TEST_BINARY_DIR "/tools/speadcast-info --check " SPC_TEST_SOURCE_DIR
+                 "/tests/configs/bad/%s.json 2>&1", cases[i][0]);
+        FILE *p = popen(cmd, "r");
+        cr_assert_not_null(p);
+        size_t len = fread(out, 1, sizeof out - 1, p);
+        out[len] = '\0';
+        int st = pclose(p);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: status %d: %s", cases[i][0], st, out);
+        cr_expect(strstr(out, cases[i][1]) != NULL, "%s: %s", cases[i][0], out);
+    }
 }
