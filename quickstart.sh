@@ -2,8 +2,11 @@
 # speadcast quick start (Debian 12, as root):
 #   ./quickstart.sh demo   install what is missing, build, run the demo stream end to end
 #   ./quickstart.sh test   install what is missing, build, run every test suite:
-#                          -Werror build + ctest, ASan/UBSan build + ctest,
+#                          -Werror build + ctest, Debian packages built and inspected,
+#                          ASan/UBSan build + ctest,
 #                          ThreadSanitizer build of the stream stress tests, a short fuzz run
+#                          of each libFuzzer target (decoder, config); as root the network
+#                          namespace tests (ctest label netns) run in the normal build
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-}
@@ -91,7 +94,7 @@ if [ -f tests/CMakeLists.txt ] && grep -q SPC_TSAN_TESTS tests/CMakeLists.txt; t
 fi
 
 if [ -f tests/fuzz/run.sh ]; then
-  echo "== fuzzing the decoder (${SPC_FUZZ_SECONDS:-60} s)"
+  echo "== fuzzing the decoder and the JSON config (${SPC_FUZZ_SECONDS:-60} s each)"
   CC=clang build build-fuzz -DSPC_BUILD_FUZZ=ON -DSPC_BUILD_TESTS=ON -DSPC_BUILD_BENCH=OFF
   bash tests/fuzz/run.sh build-fuzz "${SPC_FUZZ_SECONDS:-60}"
 fi

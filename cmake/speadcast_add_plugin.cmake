@@ -8,9 +8,11 @@
 # OUTPUT_DIRECTORY: where the module is written (default: the current binary dir).
 # INSTALL_DIRECTORY: install the module there (for an installed package,
 # ${SPEADCAST_PLUGIN_DIR} is the directory the loader searches).
+# EXPORTS: further symbols to export beside the entry point (tests only: the fault
+# injection builds export their system call table, see plugins/common/syscalls.h).
 # Used by the in-tree plugins and installed for third-party plugin authors.
 function(speadcast_add_plugin target)
-  cmake_parse_arguments(ARG "" "OUTPUT_DIRECTORY;INSTALL_DIRECTORY" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "" "OUTPUT_DIRECTORY;INSTALL_DIRECTORY" "SOURCES;LIBRARIES;EXPORTS" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "speadcast_add_plugin(${target}): SOURCES is required")
   endif()
@@ -28,7 +30,11 @@ function(speadcast_add_plugin target)
   endif()
   target_link_libraries(${target} PRIVATE ${ARG_LIBRARIES})
   set(map ${CMAKE_CURRENT_BINARY_DIR}/${target}.map)
-  file(WRITE ${map} "{ global: spc_transport_entry_v*; local: *; };\n")
+  set(exports "")
+  foreach(sym ${ARG_EXPORTS})
+    string(APPEND exports " ${sym};")
+  endforeach()
+  file(WRITE ${map} "{ global: spc_transport_entry_v*;${exports} local: *; };\n")
   target_link_options(${target} PRIVATE -Wl,--version-script=${map}
     -Wl,--no-undefined -Wl,-z,now)
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${map})

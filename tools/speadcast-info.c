@@ -9,6 +9,7 @@
  *
  * Exit status: 0 success, 1 a load/validation failure, 2 bad usage.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,13 @@ static int list(const char *const *path)
     printf("transports:\n");
     for (size_t i = 0; i < n; i++) {
         const struct spc_transport_info *t = &info[i];
-        const char *result = t->status == 0 ? "ok" : t->status == -17 /* EEXIST */ ? "shadowed" : "FAILED";
+        /* The loader's own decisions (spc_transport_list): skipped files (a dangling
+         * link) are passed over, the first file of a name decides, later ones are
+         * shadowed. */
+        const char *result = t->status == 0         ? "ok"
+                             : t->status == -EEXIST ? "shadowed"
+                             : t->status == -ENOENT ? "skipped"
+                                                    : "FAILED";
         printf("  %-12s %-8s", t->name, result);
         if (t->status == 0) {
             char caps[64];

@@ -5,6 +5,47 @@
 #include <string.h>
 
 #include "endpoint.h"
+#include "speadcast/error.h"
+
+/* A host as the string form allows it (SPCI_ENDPOINT_PATTERN / SPCI_HOST_PATTERN): an
+ * IPv6 address (hex digits, ':' and '.'; bracketed in the string form) or a name of
+ * [A-Za-z0-9._-], at most SPCI_HOST_MAX bytes. what is the value as written. */
+static int host_check(const char *h, size_t len, int v6, const char *path, const char *what,
+                      char *err, size_t errlen)
+{
+    if (len == 0)
+        return spci_cfg_fail(err, errlen, "%s: \"%s\" has an empty host", path, what);
+    if (len > SPCI_HOST_MAX)
+        return spci_cfg_fail(err, errlen, "%s: host name too long (%zu bytes, at most %d)", path, len,
+                             SPCI_HOST_MAX);
+    for (const char *p = h; p < h + len; p++) {
+        if (v6 ? !!strchr("0123456789abcdefABCDEF:.", *p)
+               : (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                     *p == '.' || *p == '-' || *p == '_')
+            continue;
+        if (v6)
+            return spci_cfg_fail(err, errlen, "%s: \"%s\": '%c' cannot appear in an IPv6 address", path,
+                                 what, *p);
+        return spci_cfg_fail(err, errlen,
+                             *p == ':' ? "%s: \"%s\": write an IPv6 address as \"[address]:port\""
+                                       : "%s: \"%s\": '%c' cannot appear in a host name",
+                             path, what, *p);
+    }
+    return 0;
+}
+
+int spci_is_dotted_quad(const char *s)
+{
+    for (int part = 0; part < 4; part++) {
+        if (part && *s++ != '.')
+            return 0;
+        size_t nd = strspn(s, "0123456789");
+        if (nd == 0 || nd > 3 || (nd > 1 && *s == '0') || strtoul(s, NULL, 10) > 255)
+            return 0;
+        s += nd;
+    }
+    return *s == '\0';
+}
 
 /* Parses "host:port" / "[v6]:port" with the same rules as the schema pattern. */
 int spci_endpoint_parse(const char *s, const char *path, char *host, size_t hostlen,
@@ -18,9 +59,8 @@ int spci_endpoint_parse(const char *s, const char *path, char *host, size_t host
             return spci_cfg_fail(err, errlen, "%s: \"%s\" has no closing ']' after an IPv6 address", path, s);
         if (hend == h)
             return spci_cfg_fail(err, errlen, "%s: \"%s\" has an empty IPv6 address between '[' and ']'", path, s);
-        for (const char *p = h; p < hend; p++)
-            if (!strchr("0123456789abcdefABCDEF:.", *p))
-                return spci_cfg_fail(err, errlen, "%s: \"%s\": '%c' cannot appear in an IPv6 address", path, s, *p);
+        if (host_check(h, (size_t)(hend - h), 1, path, s, err, errlen) < 0)
+            return -SPC_ECONFIG;
         colon = hend + 1;
         if (*colon != ':')
             return spci_cfg_fail(err, errlen, "%s: \"%s\" needs \":port\" after the address", path, s);
@@ -29,15 +69,8 @@ int spci_endpoint_parse(const char *s, const char *path, char *host, size_t host
         if (!colon)
             return spci_cfg_fail(err, errlen, "%s: \"%s\" is not \"host:port\"", path, s);
         hend = colon;
-        if (hend == h)
-            return spci_cfg_fail(err, errlen, "%s: \"%s\" has an empty host", path, s);
-        for (const char *p = h; p < hend; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                  *p == '.' || *p == '-' || *p == '_'))
-                return spci_cfg_fail(err, errlen,
-                            *p == ':' ? "%s: \"%s\": write an IPv6 address as \"[address]:port\""
-                                      : "%s: \"%s\": '%c' cannot appear in a host name",
-                            path, s, *p);
+        if (host_check(h, (size_t)(hend - h), 0, path, s, err, errlen) < 0)
+            return -SPC_ECONFIG;
     }
     const char *ps = colon + 1;
     size_t nd = strspn(ps, "0123456789");
@@ -87,6 +120,12 @@ int spci_endpoint_from_json(const json_t *v, const char *path, const char **host
         return spci_cfg_fail(err, errlen, "%s: expected a string, got %s", p, spci_json_type_name(jh));
     if (!*json_string_value(jh))
         return spci_cfg_fail(err, errlen, "%s: empty host", p);
+    /* The object form holds an IPv6 address without brackets: a ':' tells it apart. */
+    const char *hs = json_string_value(jh);
+    if (strlen(hs) != json_string_length(jh))
+        return spci_cfg_fail(err, errlen, "%s: string contains a NUL character", p);
+    if (host_check(hs, strlen(hs), strchr(hs, ':') != NULL, p, hs, err, errlen) < 0)
+        return -SPC_ECONFIG;
     spci_path_join(p, path, "port");
     int64_t port;
     if (spci_json_integral(jp, &port) < 0)

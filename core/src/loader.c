@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ltdl.h>
@@ -198,6 +199,39 @@ static struct spci_plugin *find_resident(const char *canon)
 
 /* ------------------------------------------------------------ loading modules */
 
+/* What is at a module path, before anything opens it (opening a FIFO would block with
+ * loader_lock held). Returns 0 for a regular file (through any symbolic links);
+ * -ENOENT when nothing is there, a dangling symbolic link included (the search goes on
+ * to the next directory, as for a missing file); -SPC_EPLUGIN for anything else that
+ * has the name (FIFO, directory, device, unreadable): that file is what the name
+ * resolves to, so it fails the load. The reason goes to *why. */
+static int probe_file(const char *file, struct spci_str *why)
+{
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        int e = errno;
+        char target[PATH_MAX];
+        ssize_t n = e == ENOENT ? readlink(file, target, sizeof target - 1) : -1;
+        if (n >= 0) {
+            target[n] = '\0';
+            spci_str_printf(why, "dangling symbolic link to %s (skipped)", target);
+            return -ENOENT;
+        }
+        spci_str_printf(why, "%s", strerror(e));
+        return e == ENOENT || e == ENOTDIR ? -ENOENT : -SPC_EPLUGIN;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *kind = S_ISFIFO(st.st_mode)  ? "a FIFO"
+                           : S_ISDIR(st.st_mode) ? "a directory"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                       : "not a file";
+        spci_str_printf(why, "not a regular file (%s): not opened", kind);
+        return -SPC_EPLUGIN;
+    }
+    return 0;
+}
+
 /* Caller holds loader_lock. */
 static int ltdl_ready(struct spci_str *why)
 {
@@ -220,21 +254,16 @@ static int load_module(const char *file, const char *expect_name, struct spci_pl
     int rc = ltdl_ready(why);
     if (rc < 0)
         return rc;
-    /* lt_dladvise_ext appends the module extension itself, so hand it the name without. */
-    size_t len = strlen(file), sl = strlen(SPCI_MODULE_SUFFIX);
-    char *base = strdup(file);
-    if (!base)
-        return -ENOMEM;
-    if (len > sl && !strcmp(base + len - sl, SPCI_MODULE_SUFFIX))
-        base[len - sl] = '\0';
+    /* The exact file, with no lt_dladvise_ext: given a name without extension libltdl
+     * would first try NAME.la, so a stray libtool archive beside the plugin could make
+     * it load another file or fail. probe_file has checked it is a regular file. */
     lt_dladvise adv;
     lt_dlhandle h = NULL;
     if (lt_dladvise_init(&adv) == 0) {
-        if (lt_dladvise_ext(&adv) == 0 && lt_dladvise_local(&adv) == 0)
-            h = lt_dlopenadvise(base, adv);
+        if (lt_dladvise_local(&adv) == 0)
+            h = lt_dlopenadvise(file, adv);
         lt_dladvise_destroy(&adv);
     }
-    free(base);
     if (!h) {
         const char *e = lt_dlerror();
         /* libltdl reports most dlopen failures as "file not found" once it has tried its
@@ -362,13 +391,16 @@ int spci_plugin_find(const char *name, const char *const *plugin_path,
             spci_str_printf(&tried, "\n  %s/" SPCI_MODULE_PREFIX "%s" SPCI_MODULE_SUFFIX ": path too long", dirs[i], name);
             continue;
         }
-        if (access(file, F_OK) != 0) {
-            spci_str_printf(&tried, "\n  %s: %s", file, strerror(errno));
-            continue;
-        }
         struct spci_str why = SPCI_STR_GROWING;
         unsigned abi;
-        int lrc = use_module(file, name, &found, &why, &abi);
+        int lrc = probe_file(file, &why);
+        if (lrc == -ENOENT) {
+            spci_str_printf(&tried, "\n  %s: %s", file, spci_str_text(&why));
+            spci_str_free(&why);
+            continue;
+        }
+        if (lrc == 0)
+            lrc = use_module(file, name, &found, &why, &abi);
         if (lrc == -ENOMEM)
             rc = lrc;
         else if (lrc < 0)
@@ -461,22 +493,33 @@ int spc_transport_list(const char *const *plugin_path, struct spc_transport_info
             if (snprintf(file, sizeof file, "%s/" SPCI_MODULE_PREFIX "%s" SPCI_MODULE_SUFFIX, dirs[d],
                          names[i]) >= (int)sizeof file)
                 continue;
+            /* The same decisions as spci_plugin_find: a skipped file (dangling link)
+             * shadows nothing; the first file not skipped decides the name. */
             const char *earlier = NULL;
             for (size_t j = 0; j < n && !earlier; j++)
-                if (!strcmp(list[j].name, names[i]))
+                if (!strcmp(list[j].name, names[i]) && list[j].status != -ENOENT &&
+                    list[j].status != -EEXIST)
                     earlier = list[j].path ? list[j].path : "the built-in transport";
             if ((rc = spci_grow((void **)&list, &cap, n + 1, sizeof *list)) < 0)
                 break;
+            struct spci_str why = SPCI_STR_GROWING;
+            int lrc = probe_file(file, &why);
+            if (lrc == -ENOENT) {
+                rc = info_fill(&list[n++], names[i], file, NULL, -ENOENT, spci_str_text(&why), 0);
+                spci_str_free(&why);
+                continue;
+            }
             if (earlier) {
                 char msg[PATH_MAX + 64];
                 snprintf(msg, sizeof msg, "shadowed by %s", earlier);
                 rc = info_fill(&list[n++], names[i], file, NULL, -EEXIST, msg, 0);
+                spci_str_free(&why);
                 continue;
             }
-            struct spci_str why = SPCI_STR_GROWING;
             struct spci_plugin *p = NULL;
             unsigned abi = 0;
-            int lrc = use_module(file, names[i], &p, &why, &abi);
+            if (lrc == 0)
+                lrc = use_module(file, names[i], &p, &why, &abi);
             if (lrc == -ENOMEM)
                 rc = lrc;
             else

@@ -127,6 +127,26 @@ static int check_table(const struct spci_table *t, size_t options_size, const ch
         uint32_t f = o->flags;
         if ((f & SPC_OPT_REQUIRED) && (f & SPC_OPT_DEFAULT))
             return spci_cfg_fail(err, errlen, "%s%s: both required and defaulted", prefix, o->name);
+        if ((f & SPC_OPT_IPV4) && o->type != SPC_OPT_ENDPOINTS && o->type != SPC_OPT_STRING)
+            return spci_cfg_fail(err, errlen, "%s%s: SPC_OPT_IPV4 on a type other than endpoints or string",
+                                 prefix, o->name);
+        if ((f & SPC_OPT_IPV4) && o->type == SPC_OPT_STRING && (f & SPC_OPT_DEFAULT) &&
+            !spci_is_dotted_quad(o->def.s ? o->def.s : ""))
+            return spci_cfg_fail(err, errlen, "%s%s: default is not a dotted-quad IPv4 address", prefix,
+                                 o->name);
+        if ((f & SPC_OPT_ONE_OF) && (f & SPC_OPT_REQUIRED))
+            return spci_cfg_fail(err, errlen, "%s%s: both required and one-of", prefix, o->name);
+        size_t n_one_of = 0;
+        for (size_t j = 0; j < t->n; j++)
+            n_one_of += (spci_opt_at(t, j)->flags & SPC_OPT_ONE_OF) != 0;
+        if ((f & SPC_OPT_ONE_OF) && n_one_of < 2)
+            return spci_cfg_fail(err, errlen, "%s%s: the only one-of option of its table", prefix, o->name);
+        if (SPCI_OPT_HAS(o, item_max_length) && (o->item_min_length || o->item_max_length) &&
+            (o->type != SPC_OPT_STRINGS ||
+             (o->item_max_length && o->item_min_length > o->item_max_length)))
+            return spci_cfg_fail(err, errlen,
+                                 "%s%s: item length bounds on a non-string-list or min above max", prefix,
+                                 o->name);
         int ranged = o->type == SPC_OPT_INT || o->type == SPC_OPT_UINT || o->type == SPC_OPT_DOUBLE;
         if ((f & (SPC_OPT_MIN | SPC_OPT_MAX)) && !ranged)
             return spci_cfg_fail(err, errlen, "%s%s: bounds on a type without them", prefix, o->name);
@@ -349,6 +369,8 @@ int spci_apply_value(const struct spci_table *t, const struct spc_option *o, con
         int rc = check_count(o, utf8_length(s), path, "characters", err, errlen);
         if (rc < 0)
             return rc;
+        if ((f & SPC_OPT_IPV4) && !spci_is_dotted_quad(s))
+            return spci_cfg_fail(err, errlen, "%s: \"%s\" is not a dotted-quad IPv4 address", path, s);
         if (slot) {
             const char *copy = arena_strdup(sk->arena, s);
             if (!copy)
@@ -401,6 +423,9 @@ int spci_apply_value(const struct spci_table *t, const struct spc_option *o, con
                 int rc = spci_endpoint_from_json(e, p, &host, &port, hostbuf, sizeof hostbuf, err, errlen);
                 if (rc < 0)
                     return rc;
+                if ((f & SPC_OPT_IPV4) && !spci_is_dotted_quad(host))
+                    return spci_cfg_fail(err, errlen, "%s: \"%s\" is not a dotted-quad IPv4 address "
+                                         "(this transport takes no names and no IPv6)", p, host);
                 if (items) {
                     struct spc_endpoint *E = arena_alloc(sk->arena, sizeof *E);
                     if (!E || !(E->host = arena_strdup(sk->arena, host)))
@@ -412,6 +437,15 @@ int spci_apply_value(const struct spci_table *t, const struct spc_option *o, con
             } else {
                 if (!json_is_string(e))
                     return spci_cfg_fail(err, errlen, "%s: expected a string, got %s", p, spci_json_type_name(e));
+                size_t len = json_string_length(e);
+                size_t lo = SPCI_OPT_HAS(o, item_min_length) ? o->item_min_length : 0;
+                size_t hi = SPCI_OPT_HAS(o, item_max_length) ? o->item_max_length : 0;
+                if (strlen(json_string_value(e)) != len)
+                    return spci_cfg_fail(err, errlen, "%s: string contains a NUL character", p);
+                if (len < lo)
+                    return spci_cfg_fail(err, errlen, "%s: %zu bytes, at least %zu required", p, len, lo);
+                if (hi && len > hi)
+                    return spci_cfg_fail(err, errlen, "%s: %zu bytes, at most %zu allowed", p, len, hi);
                 if (items && !(items[i] = arena_strdup(sk->arena, json_string_value(e))))
                     return -ENOMEM;
             }
@@ -481,6 +515,27 @@ int spci_unknown_option(const struct spci_table *t, const char *path, const char
     return spci_unknown_key(err, errlen, path, key, names, n);
 }
 
+/* Exactly one of the table's SPC_OPT_ONE_OF options is given. */
+static int check_one_of(const struct spci_table *t, const json_t *obj, const char *path, char *err,
+                        size_t errlen)
+{
+    char names[256] = "";
+    size_t given = 0, n = 0, off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct spc_option *o = spci_opt_at(t, i);
+        if (!(o->flags & SPC_OPT_ONE_OF))
+            continue;
+        given += obj && json_object_get(obj, o->name);
+        int w = snprintf(names + off, sizeof names - off, "%s%s", n++ ? ", " : "", o->name);
+        if (w > 0 && (size_t)w < sizeof names - off)
+            off += (size_t)w;
+    }
+    if (n == 0 || given == 1)
+        return 0;
+    return spci_cfg_fail(err, errlen, "%s: give exactly one of %s (%s)", *path ? path : "(document)",
+                         names, given ? "more than one given" : "none given");
+}
+
 /* Checks obj (NULL = absent: defaults) against the table; stores into sk. */
 int spci_apply_table(const struct spci_table *t, const json_t *obj, const char *path,
                        const struct spci_sink *sk, char *err, size_t errlen)
@@ -511,7 +566,7 @@ int spci_apply_table(const struct spci_table *t, const json_t *obj, const char *
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return sk->partial ? 0 : check_one_of(t, obj, path, err, errlen);
 }
 
 /* The JSON value of an option's default, or NULL when it has none. */
@@ -542,7 +597,9 @@ int spci_fill_defaults(const struct spci_table *t, json_t *obj)
             struct spci_table s = spci_sub_table(t, o);
             if (spci_fill_defaults(&s, v) < 0)
                 return -ENOMEM;
-        } else if (!v) {
+        } else if (!v && !(o->flags & SPC_OPT_ONE_OF)) {
+            /* A one-of member's default stands for "not given": printing it would make
+             * the document give two of them. */
             json_t *d = spci_opt_default_json(o);
             if (d && json_object_set_new(obj, o->name, d) < 0)
                 return -ENOMEM;

@@ -69,6 +69,8 @@ static json_t *option_schema(const struct spci_table *t, const struct spc_option
     case SPC_OPT_STRING:
         bad |= set_new(s, "type", json_string("string"));
         bad |= set_count_bounds(s, lo, hi, "minLength", "maxLength");
+        if (f & SPC_OPT_IPV4)
+            bad |= set_new(s, "pattern", json_string(SPCI_IPV4_PATTERN));
         break;
     case SPC_OPT_ENUM: {
         bad |= set_new(s, "type", json_string("string"));
@@ -82,15 +84,23 @@ static json_t *option_schema(const struct spci_table *t, const struct spc_option
     case SPC_OPT_STRINGS: {
         bad |= set_new(s, "type", json_string("array"));
         json_t *items;
+        int v4 = (f & SPC_OPT_IPV4) != 0;
         if (o->type == SPC_OPT_ENDPOINTS)
             items = json_pack(
-                "{s:[{s:s, s:s}, {s:s, s:{s:{s:s, s:i}, s:{s:s, s:i, s:i}}, s:[s, s], s:b}]}",
-                "oneOf", "type", "string", "pattern", SPCI_ENDPOINT_PATTERN, "type", "object",
-                "properties", "host", "type", "string", "minLength", 1, "port", "type", "integer",
+                "{s:[{s:s, s:s}, {s:s, s:{s:{s:s, s:i, s:i, s:s}, s:{s:s, s:i, s:i}}, s:[s, s], s:b}]}",
+                "oneOf", "type", "string", "pattern",
+                v4 ? SPCI_IPV4_ENDPOINT_PATTERN : SPCI_ENDPOINT_PATTERN, "type", "object",
+                "properties", "host", "type", "string", "minLength", 1, "maxLength", SPCI_HOST_MAX,
+                "pattern", v4 ? SPCI_IPV4_PATTERN : SPCI_HOST_PATTERN, "port", "type", "integer",
                 "minimum", 1, "maximum", 65535, "required", "host", "port",
                 "additionalProperties", 0);
         else
             items = json_pack("{s:s}", "type", "string");
+        /* STRINGS: bounds on each element (bytes in the parser, characters here). */
+        size_t ilo = SPCI_OPT_HAS(o, item_min_length) ? o->item_min_length : 0;
+        size_t ihi = SPCI_OPT_HAS(o, item_max_length) ? o->item_max_length : 0;
+        if (items)
+            bad |= set_count_bounds(items, ilo, ihi, "minLength", "maxLength");
         bad |= set_new(s, "items", items);
         bad |= set_count_bounds(s, lo, hi, "minItems", "maxItems");
         break;
@@ -130,15 +140,23 @@ static json_t *table_schema(const struct spci_table *t)
         if (o->flags & SPC_OPT_REQUIRED)
             bad |= json_array_append_new(req, json_string(o->name));
     }
+    json_t *one_of = json_array();
+    bad |= !one_of;
+    for (size_t i = 0; !bad && i < t->n; i++)
+        if (spci_opt_at(t, i)->flags & SPC_OPT_ONE_OF)
+            bad |= json_array_append_new(one_of, json_pack("{s:[s]}", "required", spci_opt_at(t, i)->name));
     if (!bad) {
         bad |= set_new(s, "type", json_string("object"));
         bad |= json_object_set(s, "properties", props);
         if (json_array_size(req))
             bad |= json_object_set(s, "required", req);
+        if (json_array_size(one_of))
+            bad |= json_object_set(s, "oneOf", one_of);
         bad |= set_new(s, "additionalProperties", json_false());
     }
     json_decref(props);
     json_decref(req);
+    json_decref(one_of);
     if (bad) {
         json_decref(s);
         return NULL;

@@ -64,7 +64,9 @@ static const struct spc_option stream_options[] = {
      .help = "how much faster than rate the limiter may go to catch up"},
     {SPC_OPTION_INIT, .name = "rate_method", .type = SPC_OPT_ENUM, .offset = SM(rate_method),
      .flags = SPC_OPT_DEFAULT, .def.s = "auto" /* rate_methods[SPC_STREAM_DEFAULT_RATE_METHOD] */, .choices = rate_methods,
-     .help = "sw: software limiter; hw: transport paces (error if unsupported); auto: hw where offered"},
+     .help = "sw: the software rate limiter; hw: the transport paces where it reports at open "
+             "that it can, otherwise the software limiter with a warning (never an error); "
+             "auto: the software limiter"},
     {SPC_OPTION_INIT, .name = "on_full", .type = SPC_OPT_ENUM, .offset = SM(on_full),
      .flags = SPC_OPT_DEFAULT, .def.s = "fail" /* on_full_modes[SPC_STREAM_DEFAULT_ON_FULL] */, .choices = on_full_modes,
      .help = "when the queue is full: fail at once, or block until there is room"},

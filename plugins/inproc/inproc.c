@@ -24,7 +24,7 @@ struct inproc {
 static const struct spc_option inproc_option_table[] = {
     {SPC_OPTION_INIT, .name = "queues", .type = SPC_OPT_STRINGS,
      .offset = offsetof(struct inproc_options, queues), .flags = SPC_OPT_REQUIRED,
-     .min_count = 1,
+     .min_count = 1, .item_min_length = 1, .item_max_length = SPC_INPROC_NAME_MAX,
      .help = "queue names, one per substream (1 to 255 bytes each); a queue that does not "
              "exist yet is created"},
     {SPC_OPTION_INIT, .name = "stop_on_close", .type = SPC_OPT_BOOL,

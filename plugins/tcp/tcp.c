@@ -29,6 +29,7 @@
 
 #include "speadcast/transport.h"
 #include "spcu_net.h"
+#include "syscalls.h"
 
 #define TCP_MAX_IOV 1024 /* UIO_MAXIOV */
 
@@ -65,12 +66,13 @@ static const char *const connect_choices[] = {"blocking", "async", NULL};
 
 static const struct spc_option tcp_option_table[] = {
     {SPC_OPTION_INIT, .name = "endpoints", .type = SPC_OPT_ENDPOINTS,
-     .offset = offsetof(struct tcp_options, endpoints), .max_count = 1,
+     .offset = offsetof(struct tcp_options, endpoints), .flags = SPC_OPT_ONE_OF,
+     .min_count = 1, .max_count = 1,
      .help = "the one peer to connect to, \"host:port\" or \"[v6addr]:port\" (every address "
              "the name resolves to is tried in turn); give this or socket_fd"},
     {SPC_OPTION_INIT, .name = "socket_fd", .type = SPC_OPT_INT,
      .offset = offsetof(struct tcp_options, socket_fd),
-     .flags = SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.i = -1, .min.i = -1,
+     .flags = SPC_OPT_ONE_OF | SPC_OPT_DEFAULT | SPC_OPT_MIN | SPC_OPT_MAX, .def.i = -1, .min.i = -1,
      .max.i = 0x7fffffff,
      .help = "an existing connected TCP socket (duplicated at open; the caller keeps its "
              "own); -1 = connect to endpoints"},
@@ -127,7 +129,7 @@ static int poll_ms(const struct tcp *c, uint64_t deadline)
 static void close_fd(struct tcp *c)
 {
     if (c->fd >= 0)
-        close(c->fd);
+        spcu_sys.close(c->fd);
     c->fd = -1;
 }
 
@@ -167,22 +169,22 @@ static int start_connect(struct tcp *c, int last_err)
         c->next_addr = ai->ai_next;
         if (c->opt->interface_address && ai->ai_family != c->iface.ss_family)
             continue;
-        c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        c->fd = spcu_sys.socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (c->fd < 0) {
             last_err = errno;
             continue;
         }
         if (c->opt->buffer_size) {
             int v = (int)c->opt->buffer_size;
-            setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+            spcu_sys.setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
         }
         if (c->opt->interface_address &&
-            bind(c->fd, (struct sockaddr *)&c->iface, c->iface_len) != 0) {
+            spcu_sys.bind(c->fd, (struct sockaddr *)&c->iface, c->iface_len) != 0) {
             last_err = errno;
             close_fd(c);
             continue;
         }
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        if (spcu_sys.connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
             c->connecting = false;
             return 0;
         }
@@ -214,7 +216,7 @@ static int finish_connect(struct tcp *c)
                                    c->peer, c->opt->connect_timeout);
             return -ETIMEDOUT;
         }
-        int r = poll(&pfd, 1, ms);
+        int r = spcu_sys.poll(&pfd, 1, ms);
         if (r < 0 && errno != EINTR) {
             int e = errno;
             close_fd(c);
@@ -226,7 +228,7 @@ static int finish_connect(struct tcp *c)
             continue;
         int err = 0;
         socklen_t len = sizeof err;
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        if (spcu_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err == 0) {
             c->connecting = false;
@@ -247,7 +249,7 @@ static int use_existing_socket(struct tcp *c)
     int src = (int)c->opt->socket_fd;
     int type = 0;
     socklen_t len = sizeof type;
-    if (getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    if (spcu_sys.getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
         int e = errno;
         c->base.svc->set_error(&c->base, "socket_fd %d: %s", src, strerror(e));
         return e == ENOTSOCK ? -SPC_ECONFIG : -e;
@@ -355,12 +357,12 @@ static int go_dead(struct tcp *c, int code, const char *why)
 static int check_peer(struct tcp *c)
 {
     struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
-    if (poll(&pfd, 1, 0) <= 0)
+    if (spcu_sys.poll(&pfd, 1, 0) <= 0)
         return 0;
     if (pfd.revents & POLLERR) {
         int err = 0;
         socklen_t len = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        spcu_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err)
             return go_dead(c, lost_code(err), strerror(err));
     }
@@ -410,13 +412,16 @@ static int tcp_send(struct spc_transport *t, struct spc_tx_batch *b)
         ssize_t w = 0;
         if (niov) {
             struct msghdr m = {.msg_iov = c->iov, .msg_iovlen = niov};
-            w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+            w = spcu_sys.sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         if (w < 0) {
             int e = errno;
             if (e == EINTR)
                 continue;
-            if (e == EAGAIN || e == EWOULDBLOCK) {
+            /* ENOBUFS/ENOMEM: the kernel is short of memory for a moment; nothing was
+             * written, so wait as for a full buffer (poll cannot see it: back off 1 ms),
+             * under the same send_timeout, instead of killing the connection. */
+            if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM) {
                 uint64_t now = now_ns(c);
                 if (!stall_start)
                     stall_start = now;
@@ -429,7 +434,10 @@ static int tcp_send(struct spc_transport *t, struct spc_tx_batch *b)
                     break;
                 }
                 struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-                poll(&pfd, 1, ms);
+                if (e == ENOBUFS || e == ENOMEM)
+                    nanosleep(&(struct timespec){0, 1000000}, NULL);
+                else
+                    spcu_sys.poll(&pfd, 1, ms);
                 continue;
             }
             go_dead(c, lost_code(e), e == EPIPE ? "the peer closed the connection" : strerror(e));

@@ -32,6 +32,7 @@
 
 #include "speadcast/transport.h"
 #include "spcu_net.h"
+#include "syscalls.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -130,7 +131,7 @@ static const char *family_name(int family)
 static int set_sockopt(struct udp *u, int level, int name, const void *val, socklen_t len,
                        const char *what)
 {
-    if (setsockopt(u->fd, level, name, val, len) == 0)
+    if (spcu_sys.setsockopt(u->fd, level, name, val, len) == 0)
         return 0;
     int e = errno;
     u->base.svc->set_error(&u->base, "setsockopt(%s): %s", what, strerror(e));
@@ -148,7 +149,7 @@ static int setup_buffer(struct udp *u, uint64_t want)
     int got = 0;
     socklen_t len = sizeof got;
     /* Linux reports twice the size granted (the kernel's bookkeeping share). */
-    if (getsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && (uint64_t)got / 2 < want)
+    if (spcu_sys.getsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && (uint64_t)got / 2 < want)
         u->base.svc->log(&u->base, SPC_LOG_WARNING,
                          "buffer_size %" PRIu64 " clipped to %d bytes by the OS "
                          "(raise net.core.wmem_max)", want, got / 2);
@@ -159,7 +160,7 @@ static int setup_new_socket(struct udp *u, const struct sockaddr_storage *iface,
                             socklen_t iface_len)
 {
     const struct udp_options *o = u->opt;
-    u->fd = socket(u->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    u->fd = spcu_sys.socket(u->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (u->fd < 0) {
         int e = errno;
         u->base.svc->set_error(&u->base, "socket(%s, SOCK_DGRAM): %s", family_name(u->family),
@@ -169,7 +170,7 @@ static int setup_new_socket(struct udp *u, const struct sockaddr_storage *iface,
     int rc = setup_buffer(u, o->buffer_size);
     if (rc < 0)
         return rc;
-    if (o->interface_address && bind(u->fd, (const struct sockaddr *)iface, iface_len) != 0) {
+    if (o->interface_address && spcu_sys.bind(u->fd, (const struct sockaddr *)iface, iface_len) != 0) {
         int e = errno;
         u->base.svc->set_error(&u->base, "bind to interface_address %s: %s",
                                o->interface_address, strerror(e));
@@ -202,7 +203,7 @@ static int setup_existing_socket(struct udp *u)
     int src = (int)u->opt->socket_fd;
     int type = 0;
     socklen_t len = sizeof type;
-    if (getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    if (spcu_sys.getsockopt(src, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
         int e = errno;
         u->base.svc->set_error(&u->base, "socket_fd %d: %s", src, strerror(e));
         return e == ENOTSOCK ? -SPC_ECONFIG : -e;
@@ -261,7 +262,7 @@ static int resolve_endpoints(struct udp *u)
 static void udp_release(struct udp *u)
 {
     if (u->fd >= 0)
-        close(u->fd);
+        spcu_sys.close(u->fd);
     u->fd = -1;
     free(u->dest);
     u->dest = NULL;
@@ -385,12 +386,12 @@ static size_t build_msgs(struct udp *u, struct spc_tx_batch *b, size_t cur, size
 static int send_msgs(struct udp *u, size_t nmsg)
 {
     if (u->use_sendmmsg) {
-        int r = sendmmsg(u->fd, u->msgs, (unsigned)nmsg, MSG_DONTWAIT);
+        int r = spcu_sys.sendmmsg(u->fd, u->msgs, (unsigned)nmsg, MSG_DONTWAIT);
         return r < 0 ? -errno : r;
     }
     size_t k = 0;
     for (; k < nmsg; k++) {
-        if (sendmsg(u->fd, &u->msgs[k].msg_hdr, MSG_DONTWAIT) < 0) {
+        if (spcu_sys.sendmsg(u->fd, &u->msgs[k].msg_hdr, MSG_DONTWAIT) < 0) {
             if (k == 0)
                 return -errno;
             break;
@@ -409,7 +410,7 @@ static bool wait_writable(struct udp *u, int e, uint64_t *stall_start)
     else if (now - *stall_start > UDP_STALL_LIMIT_NS)
         return false;
     struct pollfd pfd = {.fd = u->fd, .events = POLLOUT};
-    int r = poll(&pfd, 1, 10);
+    int r = spcu_sys.poll(&pfd, 1, 10);
     /* ENOBUFS is a full device queue, which poll does not report: back off briefly. */
     if (e == ENOBUFS && r > 0) {
         struct timespec ts = {0, 50000};

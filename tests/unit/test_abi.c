@@ -29,7 +29,9 @@
     SPC_ABI_OFFSET(spc_option, choices, 88);
     SPC_ABI_OFFSET(spc_option, fields, 96);
     SPC_ABI_OFFSET(spc_option, n_fields, 104);
-    SPC_ABI_SIZE(spc_option, 112);
+    SPC_ABI_OFFSET(spc_option, item_min_length, 112); /* minor 3 */
+    SPC_ABI_OFFSET(spc_option, item_max_length, 120);
+    SPC_ABI_SIZE(spc_option, 128);
     SPC_ABI_OFFSET(spc_endpoint, struct_size, 0);
     SPC_ABI_OFFSET(spc_endpoint, port, 4);
     SPC_ABI_OFFSET(spc_endpoint, host, 8);

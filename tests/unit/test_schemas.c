@@ -107,3 +107,44 @@ Test(schemas, test_transports)
         free(s);
     }
 }
+
+/* Issue 12 defect 12: the rate_method text says what the stream does. With "hw" over a
+ * transport that cannot pace, open succeeds and the software limiter runs (a warning is
+ * logged); "auto" is the software limiter. The schema's description must say so and must
+ * not promise an error. */
+static char rm_log[2048];
+
+static void rm_capture(void *user, int level, const char *msg)
+{
+    (void)user;
+    size_t len = strlen(rm_log);
+    snprintf(rm_log + len, sizeof rm_log - len, "%s: %s\n", spc_log_level_name(level), msg);
+}
+
+Test(schemas, rate_method_text_matches_behaviour)
+{
+    spc_set_log_handler(rm_capture, NULL);
+    struct spc_stream *s = NULL;
+    char err[512] = "";
+    int rc = spc_stream_open_json(&s, "{\"transport\": \"bytes\", \"stream\": {\"rate\": 1e6, "
+                                      "\"rate_method\": \"hw\"}}", NULL, err, sizeof err);
+    spc_set_log_handler(NULL, NULL);
+    cr_assert_eq(rc, 0, "hw over a transport without pacing must fall back, got %s: %s",
+                 spc_strerror(rc), err);
+    spc_stream_close(s);
+    cr_expect(strstr(rm_log, "software rate limiter") != NULL, "no fallback warning: %s", rm_log);
+
+    char *schema;
+    cr_assert_eq(spc_config_document_schema(&schema), 0);
+    const char *rm = strstr(schema, "\"rate_method\"");
+    cr_assert_not_null(rm);
+    const char *desc = strstr(rm, "\"description\"");
+    cr_assert_not_null(desc);
+    const char *end = strchr(desc + 15, '\n');
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int)(end ? end - desc : 200), desc);
+    cr_expect(strstr(text, "error if") == NULL, "the text promises an error the code never gives: %s", text);
+    cr_expect(strstr(text, "otherwise the software limiter") != NULL, "hw fallback not described: %s", text);
+    cr_expect(strstr(text, "auto: the software limiter") != NULL, "auto is described wrongly: %s", text);
+    free(schema);
+}

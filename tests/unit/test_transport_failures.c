@@ -57,15 +57,8 @@ static struct spc_transport_handle *must_open(const char *json)
 /* A UDP socket bound on 127.0.0.1 with a port of its own. */
 static int udp_receiver(unsigned *port)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    int big = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
+    int fd = tu_udp_loopback(port, 4 << 20);
+    cr_assert_geq(fd, 0, "%s", strerror(-fd));
     return fd;
 }
 

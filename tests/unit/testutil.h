@@ -11,6 +11,9 @@ uint8_t *tu_hex_decode(const char *hex, size_t *len);
 char *tu_read_file(const char *path, size_t *len);
 /* Lower-case hex of a buffer, malloc'd, for readable assertion messages. */
 char *tu_hex_encode(const uint8_t *data, size_t len);
+/* A UDP socket bound on 127.0.0.1 with a port of its own (in *port) and a receive buffer
+ * of rcvbuf bytes (as far as the OS grants): the fd, or -errno. */
+int tu_udp_loopback(unsigned *port, int rcvbuf);
 /* The error detail of an object (its spc_<object>_last_error), in one of a few
  * rotating per-thread buffers, for assertion messages. */
 struct spc_item;

@@ -36,7 +36,8 @@ struct spc_transport_info {
     char *version;       /* plugin version, NULL if it failed to load */
     char *description;   /* NULL if it failed to load */
     char *message;       /* why it failed or is not used; NULL when status is 0 */
-    int status;          /* 0 loaded; -SPC_EPLUGIN broken; -EEXIST shadowed by an earlier one */
+    int status;          /* 0 loaded; -SPC_EPLUGIN broken; -EEXIST shadowed by an earlier one;
+                            -ENOENT skipped as the loader skips it (dangling link) */
     unsigned abi_major;  /* ABI of the entry point found; 0 if none */
     unsigned abi_minor;
     bool builtin;

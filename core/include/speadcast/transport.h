@@ -66,7 +66,7 @@ extern "C" {
 
 /* ABI major: in the entry symbol's name. ABI minor: the fields appended since. */
 #define SPC_TRANSPORT_ABI_MAJOR 1
-#define SPC_TRANSPORT_ABI_MINOR 2
+#define SPC_TRANSPORT_ABI_MINOR 3
 #define SPC_TRANSPORT_ENTRY_SYMBOL "spc_transport_entry_v1"
 
 /* True when a struct whose struct_size is (p)->struct_size contains field. */
@@ -112,6 +112,12 @@ enum spc_option_type {
 #define SPC_OPT_MIN 2u      /* min holds a lower bound (inclusive) */
 #define SPC_OPT_MAX 4u      /* max holds an upper bound (inclusive) */
 #define SPC_OPT_DEFAULT 8u  /* def holds the default (bool/int/uint/double/string/enum) */
+/* ABI minor 3 (an older core ignores these; the plugin's open must still refuse): */
+#define SPC_OPT_IPV4 16u    /* ENDPOINTS: every host is a dotted-quad IPv4 address;
+                               STRING: the value is one */
+#define SPC_OPT_ONE_OF 32u  /* exactly one of the options so marked in a table must be
+                               given (e.g. "endpoints" or "socket_fd"); at least two per
+                               table, never with SPC_OPT_REQUIRED */
 
 union spc_option_value {
     bool b;
@@ -145,6 +151,11 @@ struct spc_option {
     const char *const *choices; /* ENUM: NULL-terminated list of names */
     const struct spc_option *fields; /* OBJECT: nested options */
     size_t n_fields;
+    /* ABI minor 3. STRINGS: bounds on each element's length in UTF-8 bytes (0 = none).
+     * The schema states them as minLength/maxLength, which count characters: the same
+     * for ASCII, looser otherwise. */
+    size_t item_min_length;
+    size_t item_max_length;
 };
 #define SPC_OPTION_INIT .struct_size = sizeof(struct spc_option)
 
