@@ -383,6 +383,6 @@ Test(ratelimit, merged_writers_keep_one_schedule)
         }
         /* The burst i + 1 starts exactly (i + 1) bursts' nominal time after T0. */
         cr_assert_eq(now - T0, (uint64_t)(i + 1) * burst * 8, "burst %d at %" PRIu64 " ns", i,
-                     now - T0);
+                     (uint64_t)(now - T0));
     }
 }
