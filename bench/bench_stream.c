@@ -9,7 +9,7 @@
  *      groups of 32, and a reusable heap list of 32.
  *   3. Small heaps over the udp transport into a bound loopback socket nobody reads
  *      (1, 8, 64 KiB heaps at 1472-byte packets, 8 KiB at 8972; max_heaps 64, one item),
- *      for each completion style: callbacks, completion fd + drain (the way speadcast-send
+ *      for each completion style: callbacks, completion fd + drain (the way an event loop
  *      keeps its window full), and synchronous sends; heaps/s, packets per transport send
  *      (the udp transport splits a send into sendmmsg calls of up to 64 messages),
  *      writer wake-ups, completion-fd signals and context switches per heap; beside a
@@ -235,7 +235,7 @@ static void count_done(void *user, int status, uint64_t bytes)
 
 /* Sends n heaps (cycling over window heaps) in the given style; returns the seconds. The
  * completion-fd style drains every completion, then refills the window with one
- * spc_stream_send_each (as speadcast-send). */
+ * spc_stream_send_each (as an event loop would). */
 static double send_style(struct spc_stream *s, enum style style, struct spc_heap **h,
                          size_t window, uint64_t n)
 {
@@ -259,7 +259,7 @@ static double send_style(struct spc_stream *s, enum style style, struct spc_heap
             break;
         }
         case CQ_FD: {
-            /* Refill the window in one call (as speadcast-send), then drain everything. */
+            /* Refill the window in one call (as an event loop would), then drain everything. */
             size_t m = 0;
             for (; sent + m < n && sent + m - done < window && m < 64; m++)
                 refs[m] = (struct spc_heap_ref)SPC_HEAP_REF(h[(sent + m) % window]);

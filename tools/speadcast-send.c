@@ -13,10 +13,11 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
-#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -356,6 +357,27 @@ struct sender {
     uint64_t total;         /* heaps to send in all (UINT64_MAX: until interrupted) */
     uint64_t next;          /* next heap index to queue */
     size_t in_flight;
+    /* The completion callbacks run on the stream's writer thread and refill the window
+     * there (as spead2_send does), so a refill never waits for this thread to be
+     * scheduled. data_end, total, next, in_flight and everything below are under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t idle_cv;         /* signalled when nothing is left in flight */
+    bool stop_launching;
+    bool progress;
+    FILE *err;
+    struct spct_send_result *r;     /* the run's counters */
+    int *status;
+    char *first_error;              /* the first failure's reason, 1024 bytes */
+    struct heap_done *done;         /* window entries: the user pointer of each send */
+    struct spc_heap_ref *refs;      /* window entries: scratch for one refill */
+    void **users;
+};
+
+/* What a heap's completion callback needs to account it: slot idx % window is reused only
+ * once its heap has completed. */
+struct heap_done {
+    struct sender *s;
+    uint64_t idx;
 };
 
 static void sender_free(struct sender *s)
@@ -370,6 +392,9 @@ static void sender_free(struct sender *s)
     free(s->first);
     free(s->data);
     free(s->storage);
+    free(s->done);
+    free(s->refs);
+    free(s->users);
 }
 
 static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FILE *err)
@@ -443,30 +468,78 @@ static struct spc_heap_ref heap_ref(struct sender *s, uint64_t idx)
     return (struct spc_heap_ref){heap, SPC_CNT_AUTO, (uint32_t)(idx % s->n_sub), -1.0};
 }
 
+static void on_heap_done(void *user, int status, uint64_t bytes);
+
+/* Records the first failure's reason (printed once). Under mu. */
+static void note_failure(struct sender *s, const char *why)
+{
+    *s->status = SPCT_EXIT_FAIL;
+    s->stop_launching = true; /* as spead2_send: the first error ends the run */
+    if (!s->first_error[0]) {
+        snprintf(s->first_error, 1024, "%s", why);
+        fprintf(s->err, "%s" PROG ": %s\n", s->progress ? "\n" : "", why);
+    }
+}
+
 /* Fills the window: queues every heap that fits, in one call (one lock and at most one
- * writer wake-up for all of them). refs and users have room for the window. On failure
- * the reason (with the stream's detail) is in why. */
-static int refill(struct sender *s, struct spc_heap_ref *refs, void **users, char *why,
-                  size_t why_len)
+ * writer wake-up for all of them). Under mu; also called from the callbacks, where the
+ * queue has room for them (window <= max_heaps and a heap's slot is free before its
+ * callback runs), so the send never waits. */
+static void refill_locked(struct sender *s)
 {
     size_t k = 0;
-    for (uint64_t idx = s->next; idx < s->total && s->in_flight + k < s->window; idx++, k++) {
-        refs[k] = heap_ref(s, idx);
-        users[k] = (void *)(uintptr_t)idx;
+    for (uint64_t idx = s->next;
+         !s->stop_launching && idx < s->total && s->in_flight + k < s->window; idx++, k++) {
+        struct heap_done *d = &s->done[idx % s->window];
+        d->s = s;
+        d->idx = idx;
+        s->refs[k] = heap_ref(s, idx);
+        s->users[k] = d;
     }
     if (k == 0)
-        return 0;
-    int rc = spc_stream_send_each(s->stream, refs, k, NULL, users);
+        return;
+    int rc = spc_stream_send_each(s->stream, s->refs, k, on_heap_done, s->users);
     if (rc < 0) {
-        char detail[512];
+        char detail[512], why[1024];
         spc_stream_last_error(s->stream, detail, sizeof detail);
-        snprintf(why, why_len, "cannot queue heap %" PRIu64 ": %s%s%s", s->next + 1,
+        snprintf(why, sizeof why, "cannot queue heap %" PRIu64 ": %s%s%s", s->next + 1,
                  spc_strerror(rc), detail[0] ? ": " : "", detail);
-        return rc;
+        note_failure(s, why);
+        return;
     }
     s->next += k;
     s->in_flight += k;
-    return 0;
+}
+
+/* Completion callback (writer thread): accounts the heap and refills the window. */
+static void on_heap_done(void *user, int status, uint64_t bytes)
+{
+    const struct heap_done *d = user;
+    struct sender *s = d->s;
+    uint64_t idx = d->idx;
+    pthread_mutex_lock(&s->mu);
+    s->in_flight--;
+    struct spct_send_result *r = s->r;
+    if (status < 0) {
+        r->errors++;
+        r->failed_bytes += idx < s->data_end ? s->heap_bytes : 0;
+        char detail[512], why[1024];
+        spc_stream_last_error(s->stream, detail, sizeof detail);
+        snprintf(why, sizeof why, "heap %" PRIu64 " failed: %s%s%s", idx + 1,
+                 spc_strerror(status), detail[0] ? ": " : "", detail);
+        note_failure(s, why);
+    } else {
+        r->bytes += bytes;
+        r->heaps++;
+        if (idx < s->data_end)
+            r->data_heaps++;
+        else
+            r->stop_heaps++;
+    }
+    refill_locked(s);
+    if (s->in_flight == 0)
+        pthread_cond_signal(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void progress_line(FILE *err, double gbps, uint64_t heaps, uint64_t errors)
@@ -551,7 +624,6 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         return SPCT_EXIT_USAGE;
     }
     struct spc_stream_options so = SPC_STREAM_OPTIONS_DEFAULT;
-    so.completion_queue = true;
     char msg[2048];
     int rc = spc_stream_open(&s.stream, cfg, &so, msg, sizeof msg);
     struct spc_flavour fl = spc_config_stream(cfg)->flavour;
@@ -590,22 +662,40 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         return SPCT_EXIT_FAIL;
     }
     bool progress = !o->no_progress && !o->quiet && (o->progress || isatty(fileno(err)));
-    int fd = spc_stream_completion_fd(s.stream);
+    s.progress = progress;
+    s.err = err;
+    s.r = &r;
+    s.status = &status;
+    s.first_error = first_error;
+    s.done = calloc(s.window, sizeof *s.done);
+    s.refs = calloc(s.window, sizeof *s.refs);
+    s.users = calloc(s.window, sizeof *s.users);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
     double start = spct_now(), last_progress = start, give_up = 0;
     uint64_t last_bytes = 0;
-    bool stop_launching = false;
-    /* Drain every completion, then refill the whole window: one wake-up per run of
-     * completions rather than per heap, and the writer finds many heaps queued at once. */
-    struct spc_stream_completion *c = calloc(s.window ? s.window : 1, sizeof *c);
-    struct spc_heap_ref *refs = calloc(s.window ? s.window : 1, sizeof *refs);
-    void **users = calloc(s.window ? s.window : 1, sizeof *users);
-    char why[1024];
-    if (!c || !refs || !users) {
-        fprintf(err, PROG ": out of memory\n");
-        status = SPCT_EXIT_FAIL;
-        stop_launching = true;
-    }
-    while (!stop_launching || s.in_flight > 0) {
+    /* Spare results for callbacks that still run after the loop (an abandoned run). */
+    struct spct_send_result late_r;
+    int late_status = 0;
+    char late_error[1024] = "";
+    pthread_mutex_lock(&s.mu);
+    if (!s.done || !s.refs || !s.users)
+        note_failure(&s, "out of memory");
+    refill_locked(&s);
+    /* This thread only watches: signals, --max-time, progress; the callbacks send. */
+    while (s.in_flight > 0 || (!s.stop_launching && s.next < s.total)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s.idle_cv, &s.mu, &ts);
         bool timed_stop = o->stop_at > 0 && spct_now() >= o->stop_at;
         if ((spct_interrupted || timed_stop) && !r.interrupted && s.next < s.data_end) {
             /* No more data heaps; the stop heaps still go out. */
@@ -617,46 +707,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
             r.interrupted = true;
             give_up = spct_now() + INTERRUPT_GRACE;
         }
-        if (!stop_launching && refill(&s, refs, users, why, sizeof why) < 0) {
-            stop_launching = true;
-            status = SPCT_EXIT_FAIL;
-            if (!first_error[0]) {
-                snprintf(first_error, sizeof first_error, "%s", why);
-                fprintf(err, "%s" PROG ": %s\n", progress ? "\n" : "", why);
-            }
-        }
-        if (s.in_flight == 0)
-            break;
-        int n = spc_stream_drain(s.stream, c, s.window);
-        if (n == 0) {
-            struct pollfd pfd = {fd, POLLIN, 0};
-            poll(&pfd, 1, 100);
-            n = spc_stream_drain(s.stream, c, s.window);
-        }
-        for (int i = 0; i < n; i++) {
-            uint64_t idx = (uint64_t)(uintptr_t)c[i].user;
-            s.in_flight--;
-            if (c[i].status < 0) {
-                r.errors++;
-                r.failed_bytes += idx < s.data_end ? s.heap_bytes : 0;
-                if (!first_error[0]) {
-                    char detail[512];
-                    spc_stream_last_error(s.stream, detail, sizeof detail);
-                    snprintf(first_error, sizeof first_error, "heap %" PRIu64 " failed: %s%s%s",
-                             idx + 1, spc_strerror(c[i].status), detail[0] ? ": " : "", detail);
-                    fprintf(err, "%s" PROG ": %s\n", progress ? "\n" : "", first_error);
-                }
-                stop_launching = true; /* as spead2_send: the first error ends the run */
-                status = SPCT_EXIT_FAIL;
-                continue;
-            }
-            r.bytes += c[i].bytes;
-            r.heaps++;
-            if (idx < s.data_end)
-                r.data_heaps++;
-            else
-                r.stop_heaps++;
-        }
+        refill_locked(&s); /* the stop heaps when nothing was in flight */
         double now = spct_now();
         if (progress && now - last_progress >= 1.0) {
             progress_line(err, (r.bytes - last_bytes) * 8e-9 / (now - last_progress), r.heaps,
@@ -669,9 +720,13 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
             break;
         }
     }
-    free(c);
-    free(refs);
-    free(users);
+    /* From here the counters are this thread's: late callbacks write elsewhere. */
+    s.stop_launching = true;
+    memset(&late_r, 0, sizeof late_r);
+    s.r = &late_r;
+    s.status = &late_status;
+    s.first_error = late_error;
+    pthread_mutex_unlock(&s.mu);
     r.seconds = spct_now() - start;
     struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s.stream, &st);
@@ -699,7 +754,9 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
         fflush(err);
         _exit(status);
     }
-    spc_stream_close(s.stream);
+    spc_stream_close(s.stream); /* late callbacks (an abandoned run) finish here */
+    pthread_cond_destroy(&s.idle_cv);
+    pthread_mutex_destroy(&s.mu);
     sender_free(&s);
     if (res)
         *res = r;
