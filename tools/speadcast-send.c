@@ -26,6 +26,7 @@
 #define PROG "speadcast-send"
 /* After SIGINT/SIGTERM, how long the heaps in flight (and the stop heaps) may take. */
 #define INTERRUPT_GRACE 2.0
+#define FIRST_ERROR_MAX 1024 /* bytes of the first failure's reason */
 
 
 void spct_send_defaults(struct spct_send_opts *o)
@@ -367,7 +368,7 @@ struct sender {
     FILE *err;
     struct spct_send_result *r;     /* the run's counters */
     int *status;
-    char *first_error;              /* the first failure's reason, 1024 bytes */
+    char *first_error;              /* the first failure's reason, FIRST_ERROR_MAX bytes */
     struct heap_done *done;         /* window entries: the user pointer of each send */
     struct spc_heap_ref *refs;      /* window entries: scratch for one refill */
     void **users;
@@ -476,9 +477,19 @@ static void note_failure(struct sender *s, const char *why)
     *s->status = SPCT_EXIT_FAIL;
     s->stop_launching = true; /* as spead2_send: the first error ends the run */
     if (!s->first_error[0]) {
-        snprintf(s->first_error, 1024, "%s", why);
+        snprintf(s->first_error, FIRST_ERROR_MAX, "%s", why);
         fprintf(s->err, "%s" PROG ": %s\n", s->progress ? "\n" : "", why);
     }
+}
+
+/* note_failure with "WHAT: the error's name: the stream's detail". Under mu. */
+static void note_stream_failure(struct sender *s, const char *what, int rc)
+{
+    char detail[512], why[FIRST_ERROR_MAX];
+    spc_stream_last_error(s->stream, detail, sizeof detail);
+    snprintf(why, sizeof why, "%s: %s%s%s", what, spc_strerror(rc), detail[0] ? ": " : "",
+             detail);
+    note_failure(s, why);
 }
 
 /* Fills the window: queues every heap that fits, in one call (one lock and at most one
@@ -500,11 +511,9 @@ static void refill_locked(struct sender *s)
         return;
     int rc = spc_stream_send_each(s->stream, s->refs, k, on_heap_done, s->users);
     if (rc < 0) {
-        char detail[512], why[1024];
-        spc_stream_last_error(s->stream, detail, sizeof detail);
-        snprintf(why, sizeof why, "cannot queue heap %" PRIu64 ": %s%s%s", s->next + 1,
-                 spc_strerror(rc), detail[0] ? ": " : "", detail);
-        note_failure(s, why);
+        char what[64];
+        snprintf(what, sizeof what, "cannot queue heap %" PRIu64, s->next + 1);
+        note_stream_failure(s, what, rc);
         return;
     }
     s->next += k;
@@ -523,11 +532,9 @@ static void on_heap_done(void *user, int status, uint64_t bytes)
     if (status < 0) {
         r->errors++;
         r->failed_bytes += idx < s->data_end ? s->heap_bytes : 0;
-        char detail[512], why[1024];
-        spc_stream_last_error(s->stream, detail, sizeof detail);
-        snprintf(why, sizeof why, "heap %" PRIu64 " failed: %s%s%s", idx + 1,
-                 spc_strerror(status), detail[0] ? ": " : "", detail);
-        note_failure(s, why);
+        char what[64];
+        snprintf(what, sizeof what, "heap %" PRIu64 " failed", idx + 1);
+        note_stream_failure(s, what, status);
     } else {
         r->bytes += bytes;
         r->heaps++;
@@ -642,7 +649,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
                    : (size_t)o->heaps + s.n_sub;
 
     int status = SPCT_EXIT_OK;
-    char first_error[1024] = "";
+    char first_error[FIRST_ERROR_MAX] = "";
     if (sender_make_heaps(&s, &fl, err) < 0) {
         spc_stream_close(s.stream);
         sender_free(&s);
@@ -681,7 +688,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     /* Spare results for callbacks that still run after the loop (an abandoned run). */
     struct spct_send_result late_r;
     int late_status = 0;
-    char late_error[1024] = "";
+    char late_error[FIRST_ERROR_MAX] = "";
     pthread_mutex_lock(&s.mu);
     if (!s.done || !s.refs || !s.users)
         note_failure(&s, "out of memory");
