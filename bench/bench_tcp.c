@@ -94,7 +94,7 @@ static int ours(unsigned port, size_t size, double secs, struct figures *f)
              "\"on_full\": \"block\"}, \"options\": {\"endpoints\": [\"127.0.0.1:%u\"]}}",
              size, port);
     static uint8_t payload[HEAP_BYTES];
-    return stream_bench("bench_tcp", json, payload, sizeof payload, secs, f);
+    return stream_bench("bench_tcp", json, payload, sizeof payload, 1, false, secs, f);
 }
 
 int main(int argc, char **argv)

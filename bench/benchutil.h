@@ -2,7 +2,11 @@
 #ifndef SPC_BENCHUTIL_H
 #define SPC_BENCHUTIL_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -10,6 +14,7 @@
 
 struct figures {
     double gbps, pps, cpu_per_gb;
+    double in_place; /* share of packets sent in place (stream_bench) */
 };
 
 static inline double now_s(void)
@@ -35,12 +40,18 @@ static inline void finish(struct figures *f, double bytes, double packets, doubl
     f->cpu_per_gb = bytes > 0 ? cpu / (bytes / 1e9) : 0;
 }
 
-/* Opens a stream from json, sends one heap of len bytes at payload back to back for secs
- * seconds (to its substreams in turn), closes the stream and fills f from its
- * statistics. prog prefixes errors. */
+/* Opens a stream from json, sends heaps of len bytes back to back for secs seconds (to
+ * its substreams in turn), closes the stream and fills f from its statistics. pool heaps
+ * (at least 1) hold distinct copies of payload and are sent in turn, so a heap is not
+ * sent again while it may still be in flight. With in_place each holds its copy in a
+ * reserved item laid out as its packets (spc_heap_reserve_item: headers written in
+ * place, one piece per packet); without, each borrows its copy (spc_heap_add_item: a
+ * header piece and payload pieces per packet). f->in_place is the share of packets that
+ * went out in place. prog prefixes errors. */
 static inline int stream_bench(const char *prog, const char *json, const void *payload, size_t len,
-                               double secs, struct figures *f)
+                               unsigned pool, bool in_place, double secs, struct figures *f)
 {
+    enum { POOL_MAX = 16 };
     char err[1024];
     struct spc_stream *s;
     int rc = spc_stream_open_json(&s, json, NULL, err, sizeof err);
@@ -48,18 +59,36 @@ static inline int stream_bench(const char *prog, const char *json, const void *p
         fprintf(stderr, "%s: %s\n", prog, err);
         return rc;
     }
-    struct spc_heap *heap = NULL;
-    if ((rc = spc_heap_create(&heap, NULL)) < 0 ||
-        (rc = spc_heap_add_item(heap, 0x1000, payload, len, false)) < 0) {
+    const size_t mps = spc_stream_get_config(s)->max_packet_size;
+    struct spc_heap *heaps[POOL_MAX] = {NULL};
+    void *copies[POOL_MAX] = {NULL};
+    const unsigned n_heaps = pool == 0 ? 1 : pool > POOL_MAX ? POOL_MAX : pool;
+    for (unsigned k = 0; k < n_heaps && rc == 0; k++) {
+        rc = spc_heap_create(&heaps[k], NULL);
+        if (rc == 0 && in_place) {
+            rc = spc_heap_reserve_item(heaps[k], 0x1000, len, mps);
+            if (rc == 0)
+                rc = spc_heap_payload_write(heaps[k], 0, payload, len);
+        } else if (rc == 0) {
+            copies[k] = malloc(len ? len : 1);
+            rc = copies[k] ? spc_heap_add_item(heaps[k], 0x1000, copies[k], len, false) : -ENOMEM;
+            if (rc == 0)
+                memcpy(copies[k], payload, len);
+        }
+    }
+    if (rc < 0) {
         fprintf(stderr, "%s: heap: %s\n", prog, spc_strerror(rc));
-        spc_heap_destroy(heap);
+        for (unsigned k = 0; k < n_heaps; k++) {
+            spc_heap_destroy(heaps[k]);
+            free(copies[k]);
+        }
         spc_stream_close(s);
         return rc;
     }
     const unsigned n_sub = spc_stream_n_substreams(s);
     double c0 = cpu_s(), t0 = now_s();
     for (uint32_t i = 0; now_s() - t0 < secs; i++) {
-        struct spc_heap_ref ref = {heap, SPC_CNT_AUTO, i % n_sub, -1.0};
+        struct spc_heap_ref ref = {heaps[i % n_heaps], SPC_CNT_AUTO, i % n_sub, -1.0};
         rc = spc_stream_send(s, &ref, NULL, NULL);
         if (rc < 0) {
             fprintf(stderr, "%s: send: %s\n", prog, spc_strerror(rc));
@@ -71,8 +100,12 @@ static inline int stream_bench(const char *prog, const char *json, const void *p
     struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s, &st);
     spc_stream_close(s);
-    spc_heap_destroy(heap);
+    for (unsigned k = 0; k < n_heaps; k++) {
+        spc_heap_destroy(heaps[k]);
+        free(copies[k]);
+    }
     finish(f, (double)st.bytes, (double)st.packets, t - t0, cpu);
+    f->in_place = st.packets ? (double)st.packets_in_place / (double)st.packets : 0;
     return rc < 0 ? rc : 0;
 }
 

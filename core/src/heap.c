@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "array.h"
-#include "heap_internal.h"
+#include "heap_layout.h"
 #include "heap_memory.h"
 
 int spc_heap_create(struct spc_heap **out, const struct spc_flavour *flavour)
@@ -29,6 +29,8 @@ void spc_heap_clear(struct spc_heap *heap)
             free(heap->owned[i].buf);
     }
     heap->n_owned = 0;
+    spci_layout_destroy(heap->layout);
+    heap->layout = NULL;
     heap->n_items = 0;
     heap->payload = 0;
 }
@@ -86,6 +88,46 @@ int spc_heap_add_item(struct spc_heap *heap, uint64_t id, const void *data, size
     if (rc == 0 && item.kind == SPCI_ITEM_ADDRESSED)
         heap->payload += len;
     return rc;
+}
+
+int spc_heap_reserve_item(struct spc_heap *heap, uint64_t id, size_t len, size_t max_packet_size)
+{
+    int rc = check_id(heap, id);
+    if (rc < 0)
+        return rc;
+    if (len > spc_flavour_max_value(&heap->flavour) - heap->payload)
+        return -SPC_EHEAP_TOO_LARGE;
+    struct spci_item item = {.id = id, .kind = SPCI_ITEM_RESERVED, .value = heap->payload,
+                             .len = len};
+    rc = push(heap, &item);
+    if (rc < 0)
+        return rc;
+    heap->payload += len;
+    rc = spc_heap_lay_out(heap, max_packet_size);
+    if (rc < 0) {
+        heap->n_items--;
+        heap->payload -= len;
+    }
+    return rc;
+}
+
+int spc_heap_lay_out(struct spc_heap *heap, size_t max_packet_size)
+{
+    int rc = spc_heap_validate(heap, 0, max_packet_size);
+    if (rc < 0)
+        return rc;
+    bool reserved = false;
+    for (size_t i = 0; i < heap->n_items && !reserved; i++)
+        reserved = heap->items[i].kind == SPCI_ITEM_RESERVED;
+    if (!reserved)
+        return 0;
+    struct spci_layout *l;
+    rc = spci_layout_create(&l, heap, max_packet_size, heap->layout);
+    if (rc < 0)
+        return rc;
+    spci_layout_destroy(heap->layout);
+    heap->layout = l;
+    return 0;
 }
 
 int spc_heap_add_inline(struct spc_heap *heap, uint64_t id, uint64_t value)
@@ -173,5 +215,13 @@ bool spci_heap_references(const struct spc_heap *heap, uintptr_t start, uintptr_
         if (it->data && it->len && a < end && a + it->len > start)
             return true;
     }
-    return false;
+    uintptr_t a = heap->layout ? (uintptr_t)heap->layout->buf : 0;
+    return heap->layout && heap->layout->size && a < end && a + heap->layout->size > start;
+}
+
+struct spci_layout *spci_heap_layout_for(const struct spc_heap *heap, size_t max_packet_size)
+{
+    if (!heap->layout || heap->layout->mps != (max_packet_size & ~(size_t)7))
+        return NULL;
+    return heap->layout;
 }

@@ -12,4 +12,7 @@
  * data; inline values reference nothing). */
 bool spci_heap_references(const struct spc_heap *heap, uintptr_t start, uintptr_t end);
 
+/* The heap's payload layout when it is laid out for max_packet_size, else NULL. */
+struct spci_layout *spci_heap_layout_for(const struct spc_heap *heap, size_t max_packet_size);
+
 #endif

@@ -3,49 +3,18 @@
 #include <errno.h>
 #include <string.h>
 
-#include "heap_internal.h"
+#include "heap_layout.h"
+#include "packet_plan.h"
 #include "wire_internal.h"
 
-/* The header's pointer count is 16 bits and includes the four standard pointers. */
-#define MAX_USER_PTRS (65535 - 4)
-
 static const uint8_t spci_zeros[4096];
+
+/* How many pieces ahead of the packet being written its room is prefetched. */
+#define ROOM_PREFETCH 4
 
 size_t spc_packet_scratch_size(size_t max_packet_size)
 {
     return max_packet_size & ~(size_t)7;
-}
-
-static size_t max_ptrs_for(size_t mps)
-{
-    size_t m = (mps - 48) / 8;
-    return m > MAX_USER_PTRS ? MAX_USER_PTRS : m;
-}
-
-/* Computes the padded payload size and whether a NULL pointer is needed. */
-static void layout(const struct spc_heap *heap, size_t max_ptrs, uint64_t *payload, bool *null_ptr)
-{
-    uint64_t min = (uint64_t)(heap->n_items / max_ptrs) * 8 + 1;
-    *null_ptr = heap->payload < min;
-    *payload = *null_ptr ? min : heap->payload;
-}
-
-int spc_heap_validate(const struct spc_heap *heap, uint64_t cnt, size_t max_packet_size)
-{
-    size_t mps = max_packet_size & ~(size_t)7;
-    if (mps < SPC_MIN_PACKET_SIZE)
-        return -SPC_EPACKET_SIZE;
-    if (cnt > spc_flavour_max_value(&heap->flavour))
-        return -SPC_EHEAP_CNT;
-    size_t max_ptrs = max_ptrs_for(mps);
-    if (heap->repeat_pointers && heap->n_items >= max_ptrs)
-        return (mps - 48) / 8 > heap->n_items ? -SPC_ETOO_MANY_POINTERS : -SPC_EREPEAT_POINTERS;
-    uint64_t payload;
-    bool null_ptr;
-    layout(heap, max_ptrs, &payload, &null_ptr);
-    if (payload > spc_flavour_max_value(&heap->flavour))
-        return -SPC_EHEAP_TOO_LARGE;
-    return 0;
 }
 
 int spc_packetizer_init(struct spc_packetizer *pz, const struct spc_heap *heap, uint64_t cnt,
@@ -54,14 +23,7 @@ int spc_packetizer_init(struct spc_packetizer *pz, const struct spc_heap *heap, 
     int rc = spc_heap_validate(heap, cnt, max_packet_size);
     if (rc < 0)
         return rc;
-    memset(pz, 0, sizeof(*pz));
-    pz->heap = heap;
-    pz->cnt = cnt;
-    pz->mps = max_packet_size & ~(size_t)7;
-    pz->max_ptrs = max_ptrs_for(pz->mps);
-    pz->real = heap->payload;
-    layout(heap, pz->max_ptrs, &pz->payload, &pz->null_ptr);
-    pz->n_ptrs = heap->n_items + (pz->null_ptr ? 1 : 0);
+    spci_plan_init(pz, heap, cnt, max_packet_size);
     return 0;
 }
 
@@ -128,35 +90,52 @@ static uint64_t user_pointer(const struct spc_packetizer *pz, size_t i)
     }
 }
 
+/* The next len payload bytes from the walk position: a pointer to as many of them as are
+ * contiguous (at most len), their count in *n. Advances the walk past them. */
+static const uint8_t *next_bytes(struct spc_packetizer *pz, size_t len, size_t *n)
+{
+    const struct spc_heap *heap = pz->heap;
+    /* Skip to the next addressed item with bytes left. */
+    while (pz->seg < heap->n_items &&
+           (!spci_item_addressed(heap->items[pz->seg].kind) ||
+            pz->seg_off >= heap->items[pz->seg].len)) {
+        pz->seg++;
+        pz->seg_off = 0;
+    }
+    if (pz->seg == heap->n_items) { /* padding */
+        *n = len < sizeof(spci_zeros) ? len : sizeof(spci_zeros);
+        return spci_zeros;
+    }
+    const struct spci_item *it = &heap->items[pz->seg];
+    const uint8_t *src;
+    size_t avail = it->len - pz->seg_off;
+    if (it->kind == SPCI_ITEM_RESERVED) {
+        /* Reserved bytes are in the layout, in pieces; every one of them has a piece. */
+        uint64_t off = it->value + pz->seg_off;
+        const struct spci_piece *p = spci_layout_seek(heap->layout, &pz->piece, off);
+        size_t in = (size_t)(off - p->off);
+        src = heap->layout->buf + p->pos + in;
+        if (avail > p->len - in)
+            avail = p->len - in;
+    } else {
+        src = it->data + pz->seg_off;
+    }
+    *n = avail < len ? avail : len;
+    pz->seg_off += *n;
+    return src;
+}
+
 /* Gathers len payload bytes from the walk position into pkt (after iov[0], which holds
  * hdr_len bytes of scratch). Falls back to copying into scratch when the pieces would
  * not fit in SPC_PACKET_MAX_IOV. */
 static void gather(struct spc_packetizer *pz, uint8_t *scratch, size_t hdr_len, size_t len,
                    struct spc_packet *pkt)
 {
-    const struct spc_heap *heap = pz->heap;
     bool copying = false;
     size_t copied = hdr_len;
     while (len > 0) {
-        const uint8_t *src;
         size_t n;
-        /* Skip to the next addressed item with bytes left. */
-        while (pz->seg < heap->n_items &&
-               (heap->items[pz->seg].kind != SPCI_ITEM_ADDRESSED || pz->seg_off >= heap->items[pz->seg].len)) {
-            pz->seg++;
-            pz->seg_off = 0;
-        }
-        if (pz->seg < heap->n_items) {
-            const struct spci_item *it = &heap->items[pz->seg];
-            src = it->data + pz->seg_off;
-            n = it->len - pz->seg_off;
-            if (n > len)
-                n = len;
-            pz->seg_off += n;
-        } else {
-            src = spci_zeros;
-            n = len < sizeof(spci_zeros) ? len : sizeof(spci_zeros);
-        }
+        const uint8_t *src = next_bytes(pz, len, &n);
         if (!copying && pkt->n_iov == SPC_PACKET_MAX_IOV) {
             /* Too many pieces: move what was gathered into scratch and copy from now on. */
             for (unsigned i = 1; i < pkt->n_iov; i++) {
@@ -169,6 +148,9 @@ static void gather(struct spc_packetizer *pz, uint8_t *scratch, size_t hdr_len, 
         if (copying) {
             memcpy(scratch + copied, src, n);
             copied += n;
+        } else if (pkt->n_iov > 1 && (const uint8_t *)pkt->iov[pkt->n_iov - 1].iov_base +
+                                             pkt->iov[pkt->n_iov - 1].iov_len == src) {
+            pkt->iov[pkt->n_iov - 1].iov_len += n; /* adjacent reserved items */
         } else {
             pkt->iov[pkt->n_iov].iov_base = (void *)src;
             pkt->iov[pkt->n_iov].iov_len = n;
@@ -182,46 +164,45 @@ static void gather(struct spc_packetizer *pz, uint8_t *scratch, size_t hdr_len, 
 
 int spc_packetizer_next(struct spc_packetizer *pz, uint8_t *scratch, struct spc_packet *pkt)
 {
-    if (pz->offset >= pz->payload)
+    struct spci_cut cut;
+    if (!spci_plan_next(pz, &cut))
         return 0;
     const struct spc_heap *heap = pz->heap;
     const struct spc_flavour *f = &heap->flavour;
-    size_t first, n;
-    if (heap->repeat_pointers) {
-        first = 0;
-        n = pz->n_ptrs;
-    } else {
-        first = pz->next_ptr;
-        n = pz->n_ptrs - first;
-        if (n > pz->max_ptrs)
-            n = pz->max_ptrs;
-        pz->next_ptr += n;
+    const size_t hdr_len = spci_cut_header_len(&cut);
+    uint8_t *room = pz->in_place && heap->layout
+                        ? spci_layout_room(heap->layout, &pz->piece, cut.offset, cut.len, hdr_len)
+                        : NULL;
+    uint8_t *p = room ? room : scratch;
+    if (room && pz->piece + ROOM_PREFETCH < heap->layout->n_pieces) {
+        /* The rooms are written, not read, and are rarely in cache (a heap is larger
+         * than the cache): ask for a later one now so its miss overlaps this packet. */
+        const struct spci_piece *ahead = &heap->layout->pieces[pz->piece + ROOM_PREFETCH];
+        __builtin_prefetch(heap->layout->buf + ahead->pos - ahead->room, 1);
     }
-    uint64_t room = pz->mps - SPC_PACKET_PREFIX - 8 * (uint64_t)n;
-    /* While pointers remain, a packet carries 8 payload bytes so later pointer packets
-     * still have payload (the padding rule guarantees 8 per full pointer packet). A full
-     * pointer packet has exactly 8 bytes of room anyway unless the 65535 cap applies. */
-    if (pz->next_ptr < pz->n_ptrs && !heap->repeat_pointers && room > 8)
-        room = 8;
-    uint64_t left = pz->payload - pz->offset;
-    size_t len = (size_t)(left < room ? left : room);
-
-    uint8_t *p = scratch;
-    spci_put_header(p, f, (unsigned)(4 + n));
+    spci_put_header(p, f, (unsigned)(4 + cut.n));
     spci_put_be(p + 8, spci_item_pointer(f, true, SPC_ID_HEAP_CNT, pz->cnt), 8);
     spci_put_be(p + 16, spci_item_pointer(f, true, SPC_ID_HEAP_SIZE, pz->payload), 8);
-    spci_put_be(p + 24, spci_item_pointer(f, true, SPC_ID_HEAP_OFFSET, pz->offset), 8);
-    spci_put_be(p + 32, spci_item_pointer(f, true, SPC_ID_PAYLOAD_LENGTH, len), 8);
+    spci_put_be(p + 24, spci_item_pointer(f, true, SPC_ID_HEAP_OFFSET, cut.offset), 8);
+    spci_put_be(p + 32, spci_item_pointer(f, true, SPC_ID_PAYLOAD_LENGTH, cut.len), 8);
     p += SPC_PACKET_PREFIX;
-    for (size_t i = 0; i < n; i++, p += 8)
-        spci_put_be(p, user_pointer(pz, first + i), 8);
-    size_t hdr_len = (size_t)(p - scratch);
+    for (size_t i = 0; i < cut.n; i++, p += 8)
+        spci_put_be(p, user_pointer(pz, cut.first + i), 8);
+    pkt->size = hdr_len + cut.len;
+    if (room) {
+        /* The payload follows the header in the layout: one piece. Move the gather walk
+         * past it (the packet's bytes are all reserved, so no padding is skipped). */
+        pkt->iov[0].iov_base = room;
+        pkt->iov[0].iov_len = pkt->size;
+        pkt->n_iov = 1;
+        for (size_t left = cut.len, n; left > 0; left -= n)
+            next_bytes(pz, left, &n);
+        return 1;
+    }
     pkt->iov[0].iov_base = scratch;
     pkt->iov[0].iov_len = hdr_len;
     pkt->n_iov = 1;
-    gather(pz, scratch, hdr_len, len, pkt);
-    pkt->size = hdr_len + len;
-    pz->offset += len;
+    gather(pz, scratch, hdr_len, cut.len, pkt);
     return 1;
 }
 

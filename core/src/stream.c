@@ -357,6 +357,7 @@ void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *o
     st.spin_ns = atomic_load_explicit(&m->st_spin, memory_order_relaxed);
     st.writer_wakeups = atomic_load_explicit(&m->st_wakeups, memory_order_relaxed);
     st.cq_signals = atomic_load_explicit(&m->st_cq_signals, memory_order_relaxed);
+    st.packets_in_place = atomic_load_explicit(&m->st_in_place, memory_order_relaxed);
     spci_sized_out(out, &st, sizeof st);
 }
 /* ================================================================ bytes transport */

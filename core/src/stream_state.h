@@ -95,6 +95,10 @@ struct slot {
     /* Owned by its writer (substream % n_writers) while the slot is in use (reset by the
      * sender). */
     struct spc_packetizer pz;
+    /* The heap's payload layout for the stream's packet size, or NULL. This send writes
+     * headers into it (pz.in_place) from the packet that claimed it until the heap
+     * finishes, when it lets go. */
+    struct spci_layout *layout;
     bool started;
     bool produced;     /* every packet handed out (or the heap failed before that) */
     uint32_t inflight; /* packets handed to the transport and not yet completed */
@@ -278,7 +282,7 @@ struct spc_stream {
     int efd;
 
     _Atomic uint64_t st_heaps, st_packets, st_bytes, st_batches, st_sleeps, st_late, st_late_max,
-        st_spin, st_wakeups, st_cq_signals;
+        st_spin, st_wakeups, st_cq_signals, st_in_place;
 };
 
 /* The writer that owns a substream's heaps. */

@@ -7,6 +7,8 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include "heap_layout.h"
+#include "heap_memory.h"
 #include "log_internal.h"
 #include "stream_cq.h"
 #include "stream_writer.h"
@@ -24,6 +26,8 @@ static inline void cpu_relax(void)
 
 static void heap_finished(struct spc_stream *s, struct slot *h)
 {
+    if (h->pz.in_place)
+        spci_layout_release(h->layout);
     atomic_fetch_sub_explicit(&s->groups[h->group].unfinished, 1, memory_order_release);
     spci_stat_add(&s->st_heaps, 1);
 }
@@ -250,9 +254,13 @@ static struct slot *next_slot(struct writer *w)
         }
         if (!h->started) {
             h->started = true;
+            h->pz.in_place = false;
+            h->layout = NULL;
             int rc = atomic_load_explicit(&s->broken, memory_order_relaxed);
             if (rc == 0)
                 rc = spc_packetizer_init(&h->pz, h->heap, h->cnt, s->mps);
+            if (rc == 0)
+                h->layout = spci_heap_layout_for(h->heap, s->mps);
             if (rc < 0) {
                 h->status = rc;
                 set_produced(w, h);
@@ -278,7 +286,7 @@ static void fill_and_send(struct writer *w)
     if (b->pending)
         wait_batch(w, b);
     const size_t arena_end = s->arena_size - s->scratch_size;
-    size_t n = 0, used = 0;
+    size_t n = 0, used = 0, in_place = 0;
     uint64_t bytes = 0;
 #define ROOM() (n < BATCH_MAX_PACKETS && bytes < BATCH_MAX_BYTES && used <= arena_end)
     while (ROOM()) {
@@ -308,9 +316,15 @@ static void fill_and_send(struct writer *w)
                 }
             }
             struct tx *t = &b->tx[n];
-            /* The packetizer writes only the scratch that iov[0] then covers. */
+            if (h->layout && !h->pz.in_place)
+                h->pz.in_place = spci_layout_try_claim(h->layout);
+            /* The packetizer writes only the scratch that iov[0] then covers, or nothing
+             * of it for a packet that goes out in place. */
             spc_packetizer_next(&h->pz, b->arena + used, &t->pkt);
-            used += (t->pkt.iov[0].iov_len + 7) & ~(size_t)7;
+            if (t->pkt.iov[0].iov_base == b->arena + used)
+                used += (t->pkt.iov[0].iov_len + 7) & ~(size_t)7;
+            else
+                in_place++;
             t->slot = h;
             t->pending = true;
             h->inflight++;
@@ -333,6 +347,8 @@ static void fill_and_send(struct writer *w)
     }
 #undef ROOM
 full:
+    if (in_place)
+        spci_stat_add(&s->st_in_place, in_place);
     if (n > 0) {
         send_batch(w, b, n, bytes);
         w->b_next = (w->b_next + 1) % w->n_batches;

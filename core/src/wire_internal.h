@@ -5,12 +5,21 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "speadcast/wire.h"
 
-/* Big-endian store of the low `bytes` bytes of v. */
+/* Big-endian store of the low `bytes` bytes of v. The 8-byte case (every item pointer)
+ * is one byte swap and one store: it runs for every packet header. */
 static inline void spci_put_be(uint8_t *p, uint64_t v, unsigned bytes)
 {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (bytes == 8) {
+        v = __builtin_bswap64(v);
+        memcpy(p, &v, 8);
+        return;
+    }
+#endif
     for (unsigned i = 0; i < bytes; i++)
         p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
 }

@@ -359,12 +359,21 @@ static size_t build_msgs(struct udp *u, struct spc_tx_batch *b, size_t cur, size
             h->msg_iov = (struct iovec *)p->iov;
             h->msg_iovlen = p->n_iov;
         } else {
+            /* Pieces that continue one another in memory merge into one (a heap laid out
+             * as its packets gives one piece per message): the kernel copies one large
+             * piece faster than many small ones. */
             h->msg_iov = &u->arena[arena];
             for (size_t k = 0; k < cnt; k++) {
                 const struct spc_tx_packet *q = spc_tx_batch_packet(b, i + k);
-                memcpy(&u->arena[arena], q->iov, q->n_iov * sizeof(struct iovec));
-                arena += q->n_iov;
-                h->msg_iovlen += q->n_iov;
+                for (uint32_t v = 0; v < q->n_iov; v++) {
+                    struct iovec *last = h->msg_iovlen ? &u->arena[arena - 1] : NULL;
+                    if (last && (char *)last->iov_base + last->iov_len == q->iov[v].iov_base) {
+                        last->iov_len += q->iov[v].iov_len;
+                        continue;
+                    }
+                    u->arena[arena++] = q->iov[v];
+                    h->msg_iovlen++;
+                }
             }
             h->msg_control = u->cmsg[nmsg].buf;
             h->msg_controllen = sizeof u->cmsg[nmsg].buf;

@@ -144,6 +144,8 @@ struct spc_stream_stats {
     uint64_t writer_wakeups; /* times the idle writer was woken for new work */
     uint64_t cq_signals;   /* eventfd signals of the completion queue (at most one per run
                               of completions, none while one is unread) */
+    uint64_t packets_in_place; /* packets sent as one piece from a heap's payload layout
+                                  (spc_heap_reserve_item) */
 };
 #define SPC_STREAM_STATS_INIT ((struct spc_stream_stats){.struct_size = sizeof(struct spc_stream_stats)})
 void spc_stream_get_stats(const struct spc_stream *s, struct spc_stream_stats *out);

@@ -153,6 +153,47 @@ size_t spc_heap_n_items(const struct spc_heap *heap);
 /* Sum of the lengths of the addressed items (the payload before padding). */
 uint64_t spc_heap_payload_size(const struct spc_heap *heap);
 
+/* -------------------------------------------- payload laid out as its packets
+ *
+ * A reserved item's bytes are held by the heap, in a buffer laid out the way the heap's
+ * packets carry them at one max_packet_size: where a packet's whole payload is reserved
+ * bytes, they lie side by side with room for the packet's header just before them. A
+ * stream then writes the header into that room and hands the packet to its transport as
+ * one piece (udp: a whole GSO message as one piece), instead of a header piece and
+ * payload pieces; the bytes on the wire are the same. Lay out after adding the heap's
+ * other items: an item added later (or a stream with another max_packet_size) moves the
+ * packets' cuts, which is still sent correctly but in pieces (spc_heap_lay_out again, or
+ * ask spc_heap_packets_in_place). A stream writes headers in place for one send of a
+ * heap at a time; a send of the same heap while one is in flight gathers pieces.
+ *
+ * The reserved bytes are zero until written; offsets are heap payload offsets (the item's
+ * address is spc_heap_payload_size() just before it is reserved). Pointers and pieces
+ * handed out stay valid until the heap is laid out again, cleared or destroyed. Changing
+ * a heap (adding items, laying out) while it is queued on a stream is not allowed, as for
+ * any heap. */
+
+/* Adds an addressed item of len bytes held by the heap and lays the heap out for
+ * max_packet_size (as spc_heap_lay_out). Errors: -SPC_EITEM_ID, -SPC_EHEAP_TOO_LARGE,
+ * those of spc_heap_validate for max_packet_size, -ENOMEM; on an error the heap is as it
+ * was. */
+int spc_heap_reserve_item(struct spc_heap *heap, uint64_t id, size_t len, size_t max_packet_size);
+/* Lays the reserved items out again for the heap as it is now and max_packet_size,
+ * keeping their bytes (a no-op without reserved items). Errors: those of
+ * spc_heap_validate, -ENOMEM (the old layout is kept). */
+int spc_heap_lay_out(struct spc_heap *heap, size_t max_packet_size);
+/* How many of the heap's packets at max_packet_size would go out in place (0 without
+ * reserved items or for a size the heap cannot be sent with). */
+size_t spc_heap_packets_in_place(const struct spc_heap *heap, size_t max_packet_size);
+/* The reserved bytes from payload offset on that are contiguous in memory: a pointer to
+ * them, and their count in *len (up to the end of the packet that carries them). NULL
+ * with *len 0 when offset is not a reserved byte. For filling the value in place: walk
+ * offset forward by *len. */
+void *spc_heap_payload_span(struct spc_heap *heap, uint64_t offset, size_t *len);
+/* Copies len bytes to/from the reserved bytes at payload offset. Errors: -ERANGE (a byte
+ * of the range is not reserved; nothing copied), -EINVAL (NULL buffer with len > 0). */
+int spc_heap_payload_write(struct spc_heap *heap, uint64_t offset, const void *src, size_t len);
+int spc_heap_payload_read(const struct spc_heap *heap, uint64_t offset, void *dst, size_t len);
+
 /* Checks that the heap can be sent with max_packet_size (rounded down to a multiple of
  * 8) and heap cnt: -SPC_EPACKET_SIZE, -SPC_EREPEAT_POINTERS, -SPC_ETOO_MANY_POINTERS,
  * -SPC_EHEAP_TOO_LARGE (payload plus padding), -SPC_EHEAP_CNT. */
@@ -187,6 +228,9 @@ struct spc_packetizer {
     uint64_t seg_off;    /* bytes of that item already emitted */
     uint64_t real;       /* P without padding */
     bool null_ptr;       /* a NULL pointer (address = real) ends the list */
+    size_t piece;        /* cursor into the heap's payload layout */
+    bool in_place;       /* packets wholly in the layout are written there (set by a
+                            stream that holds the layout; see spc_heap_reserve_item) */
 };
 
 /* Bytes of scratch each packet needs for max_packet_size: enough for the header,
