@@ -165,6 +165,7 @@ struct spct_send_opts {
     uint64_t items;         /* --items 1 */
     int64_t heaps;          /* --heaps -1 (infinite) */
     bool verify;
+    bool no_layout;         /* --no-layout: data heaps borrow the tool's buffers */
     bool pyspead;
     int64_t addr_bits;      /* --addr-bits 40 */
     const char *flavour;    /* --flavour SPEAD-64-48[:bug_compat] */
@@ -203,6 +204,7 @@ struct spct_send_result {
     uint64_t heaps;         /* heaps sent (stop heaps included); failed ones not */
     uint64_t data_heaps, stop_heaps;
     uint64_t packets;
+    uint64_t packets_in_place; /* of them, sent as one piece from a laid-out heap */
     uint64_t errors;        /* heaps that completed with an error */
     uint64_t failed_bytes;  /* payload bytes of the heaps that failed */
     uint64_t aborted;       /* heaps still in flight when the interrupted run gave up */

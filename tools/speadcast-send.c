@@ -98,6 +98,10 @@ int spct_send_parse(struct spct_send_opts *o, int argc, char **argv, FILE *out, 
         {"verify", SPCT_OPT_FLAG, &o->verify, NULL, NULL,
          "fill the items with the pattern a receiver can verify (spead2_send --verify)", false,
          false, 0, 0, NULL},
+        {"no-layout", SPCT_OPT_FLAG, &o->no_layout, NULL, NULL,
+         "data heaps borrow the sender's buffers (a header piece and payload pieces per "
+         "packet) instead of holding their items laid out as their packets", false, false, 0,
+         0, NULL},
         {"tcp", SPCT_OPT_FLAG, &o->tcp, NULL, NULL, "use TCP instead of UDP", false, false, 0, 0,
          NULL},
         {"pyspead", SPCT_OPT_FLAG, &o->pyspead, NULL, NULL,
@@ -353,6 +357,7 @@ struct sender {
     size_t item_bytes, heap_bytes;
     size_t window;          /* heaps in flight and memory slots */
     uint8_t *storage;       /* window * heap_bytes */
+    bool laid_out;          /* data heaps hold their items (spc_heap_reserve_item) */
     struct spc_heap **first, **data, *stop;
     uint64_t data_end;      /* heaps with index < data_end are data heaps */
     uint64_t total;         /* heaps to send in all (UINT64_MAX: until interrupted) */
@@ -411,6 +416,10 @@ static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FIL
     }
     int rc = 0;
     int64_t shape[1] = {(int64_t)s->elements};
+    const size_t mps = spc_stream_get_config(s->stream)->max_packet_size;
+    /* Data heaps hold their items laid out as their packets (each packet then goes out as
+     * one piece) unless --no-layout, or the items are small enough to be immediate. */
+    s->laid_out = !o->no_layout && s->item_bytes > fl->heap_address_bits / 8;
     for (size_t j = 0; j < s->window && rc == 0; j++) {
         rc = spc_heap_create(&s->first[j], fl);
         if (rc == 0)
@@ -431,7 +440,9 @@ static int sender_make_heaps(struct sender *s, const struct spc_flavour *fl, FIL
         for (uint64_t i = 0; i < o->items && rc == 0; i++) {
             uint8_t *p = s->storage ? s->storage + j * s->heap_bytes + i * s->item_bytes : NULL;
             rc = spc_heap_add_item(s->first[j], 0x1000 + i, p, s->item_bytes, true);
-            if (rc == 0)
+            if (rc == 0 && s->laid_out)
+                rc = spc_heap_reserve_item(s->data[j], 0x1000 + i, s->item_bytes, mps);
+            else if (rc == 0)
                 rc = spc_heap_add_item(s->data[j], 0x1000 + i, p, s->item_bytes, true);
         }
     }
@@ -459,10 +470,19 @@ static struct spc_heap_ref heap_ref(struct sender *s, uint64_t idx)
     const struct spc_heap *heap;
     if (idx < s->data_end) {
         size_t slot = (size_t)(idx % s->window);
-        if (s->o->verify && s->heap_bytes)
-            spct_pattern_fill(s->storage + slot * s->heap_bytes, s->heap_bytes / 4,
-                              idx * s->o->items * s->elements);
+        const uint64_t pos = idx * s->o->items * s->elements;
         heap = idx < s->n_sub ? s->first[slot] : s->data[slot];
+        if (s->o->verify && s->heap_bytes && heap == s->data[slot] && s->laid_out) {
+            /* The items are the heap's whole payload; its spans hold whole 4-byte words
+             * (items and packets are cut at multiples of 4). */
+            size_t n;
+            for (uint64_t off = 0; off < s->heap_bytes; off += n) {
+                void *span = spc_heap_payload_span(s->data[slot], off, &n);
+                spct_pattern_fill(span, n / 4, pos + off / 4);
+            }
+        } else if (s->o->verify && s->heap_bytes) {
+            spct_pattern_fill(s->storage + slot * s->heap_bytes, s->heap_bytes / 4, pos);
+        }
     } else {
         heap = s->stop;
     }
@@ -578,6 +598,7 @@ static void print_json(FILE *out, const struct spct_send_opts *o, const struct s
     json_object_set_new(j, "heap_address_bits", json_integer(o->heap_address_bits));
     json_object_set_new(j, "bug_compat", json_integer(o->bug_compat));
     json_object_set_new(j, "verify", json_boolean(o->verify));
+    json_object_set_new(j, "packets_in_place", spct_json_u64(r->packets_in_place));
     json_object_set_new(j, "interrupted", json_boolean(r->interrupted));
     json_object_set_new(j, "error", spct_json_text(error));
     spct_json_print(out, j);
@@ -738,6 +759,7 @@ int spct_send_run(const struct spct_send_opts *o, struct spct_send_result *res, 
     struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s.stream, &st);
     r.packets = st.packets;
+    r.packets_in_place = st.packets_in_place;
     if (progress) {
         progress_line(err, r.seconds > 0 ? r.bytes * 8e-9 / r.seconds : 0.0, r.heaps, r.errors);
         fputc('\n', err);

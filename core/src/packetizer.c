@@ -125,6 +125,23 @@ static const uint8_t *next_bytes(struct spc_packetizer *pz, size_t len, size_t *
     return src;
 }
 
+/* Moves the walk past len payload bytes that are all items' bytes (no padding). */
+static void skip_bytes(struct spc_packetizer *pz, size_t len)
+{
+    const struct spc_heap *heap = pz->heap;
+    while (len > 0 && pz->seg < heap->n_items) {
+        const struct spci_item *it = &heap->items[pz->seg];
+        if (!spci_item_addressed(it->kind) || pz->seg_off >= it->len) {
+            pz->seg++;
+            pz->seg_off = 0;
+            continue;
+        }
+        size_t n = it->len - pz->seg_off < len ? (size_t)(it->len - pz->seg_off) : len;
+        pz->seg_off += n;
+        len -= n;
+    }
+}
+
 /* Gathers len payload bytes from the walk position into pkt (after iov[0], which holds
  * hdr_len bytes of scratch). Falls back to copying into scratch when the pieces would
  * not fit in SPC_PACKET_MAX_IOV. */
@@ -195,8 +212,7 @@ int spc_packetizer_next(struct spc_packetizer *pz, uint8_t *scratch, struct spc_
         pkt->iov[0].iov_base = room;
         pkt->iov[0].iov_len = pkt->size;
         pkt->n_iov = 1;
-        for (size_t left = cut.len, n; left > 0; left -= n)
-            next_bytes(pz, left, &n);
+        skip_bytes(pz, cut.len);
         return 1;
     }
     pkt->iov[0].iov_base = scratch;
