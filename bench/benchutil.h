@@ -3,6 +3,7 @@
 #define SPC_BENCHUTIL_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "speadcast/speadcast.h"
+#include "speadcast/stream.h"
 
 struct figures {
     double gbps, pps, cpu_per_gb;
@@ -40,8 +42,40 @@ static inline void finish(struct figures *f, double bytes, double packets, doubl
     f->cpu_per_gb = bytes > 0 ? cpu / (bytes / 1e9) : 0;
 }
 
+/* Keeps a stream fed from its completion callbacks (on the writer thread, as
+ * speadcast-send does): the sending thread is not woken per heap. */
+struct bench_feed {
+    struct spc_stream *s;
+    struct spc_heap *const *heaps;
+    unsigned n_heaps, n_sub;
+    _Atomic uint64_t next; /* index of the next heap to queue */
+    _Atomic bool stop;
+    _Atomic int rc;        /* the first failure */
+};
+
+static inline void bench_feed_done(void *user, int status, uint64_t bytes);
+
+static inline int bench_feed_one(struct bench_feed *feed)
+{
+    uint64_t i = atomic_fetch_add(&feed->next, 1);
+    struct spc_heap_ref ref = {feed->heaps[i % feed->n_heaps], SPC_CNT_AUTO,
+                               (uint32_t)(i % feed->n_sub), -1.0};
+    return spc_stream_send(feed->s, &ref, bench_feed_done, feed);
+}
+
+static inline void bench_feed_done(void *user, int status, uint64_t bytes)
+{
+    (void)bytes;
+    struct bench_feed *feed = user;
+    int zero = 0;
+    if (status == 0 && !atomic_load(&feed->stop))
+        status = bench_feed_one(feed);
+    if (status < 0)
+        atomic_compare_exchange_strong(&feed->rc, &zero, status);
+}
+
 /* Opens a stream from json, sends heaps of len bytes back to back for secs seconds (to
- * its substreams in turn), closes the stream and fills f from its statistics. pool heaps
+ * its substreams in turn, refilled from the completion callbacks), closes the stream and fills f from its statistics. pool heaps
  * (at least 1) hold distinct copies of payload and are sent in turn, so a heap is not
  * sent again while it may still be in flight. With in_place each holds its copy in a
  * reserved item laid out as its packets (spc_heap_reserve_item: headers written in
@@ -85,17 +119,23 @@ static inline int stream_bench(const char *prog, const char *json, const void *p
         spc_stream_close(s);
         return rc;
     }
-    const unsigned n_sub = spc_stream_n_substreams(s);
+    struct bench_feed feed = {.s = s, .heaps = heaps, .n_heaps = n_heaps,
+                              .n_sub = spc_stream_n_substreams(s)};
     double c0 = cpu_s(), t0 = now_s();
-    for (uint32_t i = 0; now_s() - t0 < secs; i++) {
-        struct spc_heap_ref ref = {heaps[i % n_heaps], SPC_CNT_AUTO, i % n_sub, -1.0};
-        rc = spc_stream_send(s, &ref, NULL, NULL);
-        if (rc < 0) {
-            fprintf(stderr, "%s: send: %s\n", prog, spc_strerror(rc));
-            break;
-        }
+    /* A window of n_heaps heaps: heap i + n_heaps (the same heap object as heap i) is
+     * queued by heap i's completion, so no heap is in flight twice at once. */
+    for (unsigned k = 0; k < n_heaps && rc == 0; k++)
+        rc = bench_feed_one(&feed);
+    while (rc == 0 && now_s() - t0 < secs && atomic_load(&feed.rc) == 0) {
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
     }
+    atomic_store(&feed.stop, true);
     spc_stream_flush(s);
+    if (rc == 0)
+        rc = atomic_load(&feed.rc);
+    if (rc < 0)
+        fprintf(stderr, "%s: send: %s\n", prog, spc_strerror(rc));
     double t = now_s(), cpu = cpu_s() - c0;
     struct spc_stream_stats st = SPC_STREAM_STATS_INIT;
     spc_stream_get_stats(s, &st);

@@ -631,6 +631,7 @@ static const char *dest_of(const char *transport, const char *queue, const struc
 /* One test per transport. */
 struct transport_case {
     const char *name;
+    bool no_layout; /* speadcast-send --no-layout */
 };
 
 static void verify_roundtrip(const struct transport_case *tc)
@@ -651,6 +652,8 @@ static void verify_roundtrip(const struct transport_case *tc)
         sargs[k++] = "--inproc";
     if (strcmp(tc->name, "tcp") == 0)
         sargs[k++] = "--tcp";
+    if (tc->no_layout)
+        sargs[k++] = "--no-layout";
     sargs[k++] = dest;
     sargs[k] = NULL;
     struct captured c;
@@ -670,6 +673,15 @@ static void verify_roundtrip(const struct transport_case *tc)
     cr_assert_str_eq(json_string_value(json_object_get(sj, "transport")), tc->name);
     cr_assert(jint(sj, "bytes") > 40 * 65532);
     cr_assert(jbool(sj, "verify"));
+    /* Data heaps 2..40 are laid out as their packets (the first carries descriptors, the
+     * stop heap is immediate items only); with --no-layout none is. */
+    if (tc->no_layout)
+        cr_assert_eq(jint(sj, "packets_in_place"), 0);
+    else
+        cr_assert(jint(sj, "packets_in_place") >= 39 * (65532 / 1432) &&
+                      jint(sj, "packets_in_place") < jint(sj, "packets"),
+                  "packets_in_place %lld of %lld", (long long)jint(sj, "packets_in_place"),
+                  (long long)jint(sj, "packets"));
 
     cr_assert_eq(rrc, 0, "receiver failed: %s\n%s", rt.cap.err, rt.cap.out);
     struct recv_json rj;
@@ -713,15 +725,19 @@ static void verify_roundtrip(const struct transport_case *tc)
 
 Test(stream, verify_roundtrip_inproc)
 {
-    verify_roundtrip(&(struct transport_case){"inproc"});
+    verify_roundtrip(&(struct transport_case){.name = "inproc"});
 }
 Test(stream, verify_roundtrip_udp)
 {
-    verify_roundtrip(&(struct transport_case){"udp"});
+    verify_roundtrip(&(struct transport_case){.name = "udp"});
 }
 Test(stream, verify_roundtrip_tcp)
 {
-    verify_roundtrip(&(struct transport_case){"tcp"});
+    verify_roundtrip(&(struct transport_case){.name = "tcp"});
+}
+Test(stream, verify_roundtrip_udp_no_layout)
+{
+    verify_roundtrip(&(struct transport_case){.name = "udp", .no_layout = true});
 }
 
 /* Two substreams: one stop heap to each, descriptors in the first heap of each. */
@@ -790,11 +806,11 @@ static void substreams_each_get_a_stop_heap(const struct transport_case *tc)
 
 Test(stream, substreams_each_get_a_stop_heap_inproc)
 {
-    substreams_each_get_a_stop_heap(&(struct transport_case){"inproc"});
+    substreams_each_get_a_stop_heap(&(struct transport_case){.name = "inproc"});
 }
 Test(stream, substreams_each_get_a_stop_heap_udp)
 {
-    substreams_each_get_a_stop_heap(&(struct transport_case){"udp"});
+    substreams_each_get_a_stop_heap(&(struct transport_case){.name = "udp"});
 }
 
 /* The flavour applies to every heap, data and stop alike, and --pyspead round-trips. */
