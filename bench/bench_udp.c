@@ -18,6 +18,9 @@
  *                   the rest from a 1 MiB buffer (the shape of the general path)
  *   ceiling packed  those two pieces copied side by side into a staging buffer in the
  *                   sending thread before each call (a packing stage on the writer)
+ *   ceiling packing thread  the same copies made by a thread of its own into a ring of
+ *                   staging slots while the sending thread sends (a packing stage ahead
+ *                   of the writer)
  *   in place        our stream, heaps whose item is reserved (spc_heap_reserve_item: laid
  *                   out as its packets, headers written in place, one piece per GSO
  *                   message), POOL such heaps per substream sent in turn
@@ -42,6 +45,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +171,123 @@ static int ceiling(unsigned port, size_t size, int gso, int split, size_t region
     return 0;
 }
 
+/* A packing stage on a thread of its own (the other alternative of issue #14 part 1): the
+ * packer copies each datagram's two pieces (a SPLIT_HEADER-byte header and the payload
+ * from a 1 MiB buffer) side by side into a ring of staging slots, one sendmmsg call's
+ * worth each, while the sender sends filled slots, one piece per GSO message. */
+enum { RING = 4, RING_MSGS = 16 };
+
+struct packer {
+    size_t size, segs;
+    char *slots[RING];
+    uint64_t packed, sent; /* slots filled / sent so far (under mu) */
+    bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void *packer_main(void *arg)
+{
+    struct packer *p = arg;
+    static char headers[RING_MSGS * 64 * SPLIT_HEADER];
+    static char payload[SPLIT_PAYLOAD];
+    size_t off = 0, rest = p->size - SPLIT_HEADER;
+    for (uint64_t k = 0;; k++) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && k - p->sent >= RING)
+            pthread_cond_wait(&p->cv, &p->mu);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            return NULL;
+        char *d = p->slots[k % RING];
+        for (size_t i = 0; i < RING_MSGS * p->segs; i++) {
+            if (off + rest > SPLIT_PAYLOAD)
+                off = 0;
+            memcpy(d, headers + (i % (RING_MSGS * 64)) * SPLIT_HEADER, SPLIT_HEADER);
+            memcpy(d + SPLIT_HEADER, payload + off, rest);
+            d += p->size;
+            off += rest;
+        }
+        pthread_mutex_lock(&p->mu);
+        p->packed = k + 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static int ceiling_packer(unsigned port, size_t size, double secs, struct figures *f)
+{
+    struct packer p = {.size = size, .segs = 65000 / size};
+    if (p.segs > 64)
+        p.segs = 64;
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0)
+        return -1;
+    int buf = SNDBUF, isize = (int)size;
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    if (setsockopt(s, SOL_UDP, UDP_SEGMENT, &isize, sizeof isize) != 0) {
+        close(s);
+        return -1;
+    }
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    bool ok = true;
+    for (int k = 0; k < RING; k++)
+        ok = (p.slots[k] = malloc(RING_MSGS * p.segs * size)) != NULL && ok;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t th;
+    double c0 = cpu_s(), t0 = now_s(), t = t0;
+    double bytes = 0;
+    int rc = ok && pthread_create(&th, NULL, packer_main, &p) == 0 ? 0 : -1;
+    struct mmsghdr m[RING_MSGS];
+    struct iovec iov[RING_MSGS];
+    for (uint64_t k = 0; rc == 0 && (t = now_s()) - t0 < secs; k++) {
+        pthread_mutex_lock(&p.mu);
+        while (p.packed <= k)
+            pthread_cond_wait(&p.cv, &p.mu);
+        pthread_mutex_unlock(&p.mu);
+        for (int i = 0; i < RING_MSGS; i++) {
+            iov[i] = (struct iovec){p.slots[k % RING] + i * p.segs * size, p.segs * size};
+            memset(&m[i], 0, sizeof m[i]);
+            m[i].msg_hdr.msg_name = &to;
+            m[i].msg_hdr.msg_namelen = sizeof to;
+            m[i].msg_hdr.msg_iov = &iov[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+        }
+        for (int done = 0; done < RING_MSGS;) {
+            int n = sendmmsg(s, m + done, (unsigned)(RING_MSGS - done), 0);
+            if (n < 0) {
+                perror("sendmmsg");
+                rc = -1;
+                break;
+            }
+            done += n;
+            bytes += (double)n * (double)(p.segs * size);
+        }
+        pthread_mutex_lock(&p.mu);
+        p.sent = k + 1;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+    }
+    if (ok) {
+        pthread_mutex_lock(&p.mu);
+        p.stop = true;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        pthread_join(th, NULL);
+    }
+    double cpu = cpu_s() - c0;
+    for (int k = 0; k < RING; k++)
+        free(p.slots[k]);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
+    close(s);
+    finish(f, bytes, bytes / (double)size, t - t0, cpu);
+    return rc;
+}
+
 /* Distinct heaps sent in turn (on both paths, so both read the same amount of memory):
  * one in flight while the next starts. */
 #define POOL 2
@@ -242,11 +364,11 @@ static int goal_block(unsigned port, size_t nominal, size_t heap_bytes, double s
                       int repeats)
 {
     size_t packet = nominal & ~(size_t)7; /* what a SPEAD packet of that limit is */
-    enum { CEIL, REGION, TWO, PACKED, INPLACE, INPLACE2, GENERAL, ROWS };
+    enum { CEIL, REGION, TWO, PACKED, PACKER, INPLACE, INPLACE2, GENERAL, ROWS };
     static const char *const names[ROWS] = {"ceiling (one buffer)", "ceiling heap memory",
                                             "ceiling 2-piece", "ceiling packed",
-                                            "in place, 1 writer", "in place, 2 writers",
-                                            "general, 1 writer"};
+                                            "ceiling packing thread", "in place, 1 writer",
+                                            "in place, 2 writers", "general, 1 writer"};
     /* The memory of the heaps one writer has in turn, as laid out (headers included). */
     size_t region = POOL * (heap_bytes / (packet - SPC_PACKET_PREFIX) + 1) * packet;
     struct row rows[ROWS];
@@ -257,6 +379,7 @@ static int goal_block(unsigned port, size_t nominal, size_t heap_bytes, double s
             ceiling(port, packet, 1, 3, region, secs, &f[REGION]) != 0 ||
             ceiling(port, packet, 1, 1, 0, secs, &f[TWO]) != 0 ||
             ceiling(port, packet, 1, 2, 0, secs, &f[PACKED]) != 0 ||
+            ceiling_packer(port, packet, secs, &f[PACKER]) != 0 ||
             ours(port, nominal, 1, 1, 1, 1, 1, true, heap_bytes, secs, &f[INPLACE]) != 0 ||
             ours(port, nominal, 1, 1, 1, 2, 2, true, heap_bytes, secs, &f[INPLACE2]) != 0 ||
             ours(port, nominal, 1, 1, 1, 1, 1, false, heap_bytes, secs, &f[GENERAL]) != 0)
