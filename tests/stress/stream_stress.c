@@ -7,9 +7,12 @@
  * asynchronous transports), completions that queue more, a completion queue drained by
  * an event-loop thread through its eventfd, concurrent flush / stats / error reads, byte
  * buffer resets racing the writer, close with heaps in flight and blocked senders, and a
- * transport that breaks while threads send. All of it runs twice: with one writer thread
- * and with writer_threads 2 (two substreams, one transport object per writer). Exits 0
- * when every check holds; loops are bounded in count (and every wait in time). */
+ * transport that breaks while threads send. Half the many senders send heaps laid out as
+ * their packets, so sends of one heap race for its in-place header rooms, also from two
+ * writers (under TSan, two writers writing one room would be reported). All of it runs
+ * twice: with one writer thread and with writer_threads 2 (two substreams, one transport
+ * object per writer). Exits 0 when every check holds; loops are bounded in count (and
+ * every wait in time). */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -44,6 +47,19 @@ static struct spc_heap *mk_heap(size_t len)
     struct spc_heap *h;
     if (spc_heap_create(&h, NULL) < 0 || spc_heap_add_item(h, 0x1000, pattern, len, false) < 0) {
         fprintf(stderr, "cannot build a heap\n");
+        exit(2);
+    }
+    return h;
+}
+
+/* The same bytes held by the heap, laid out as its packets (spc_heap_reserve_item): its
+ * sends race for the layout (one writes headers in place, the others gather). */
+static struct spc_heap *mk_laid_out_heap(size_t len, size_t max_packet_size)
+{
+    struct spc_heap *h;
+    if (spc_heap_create(&h, NULL) < 0 || spc_heap_reserve_item(h, 0x1000, len, max_packet_size) < 0 ||
+        spc_heap_payload_write(h, 0, pattern, len) < 0) {
+        fprintf(stderr, "cannot build a laid-out heap\n");
         exit(2);
     }
     return h;
@@ -212,6 +228,7 @@ static void many_senders(bool async, enum spc_on_full on_full)
     struct shared sh = {0};
     sh.s = open_fake(&c, rec, sizeof rec / sizeof rec[0], 6, on_full, &o);
     c.async = async;
+    const size_t mps = spc_stream_get_config(sh.s)->max_packet_size;
     struct spc_heap *lh = mk_heap(3000);
     struct spc_heap_ref lr = SPC_HEAP_REF(lh);
     CHECK(spc_heap_list_create(&sh.list, sh.s, &lr, 1) == 0, "list");
@@ -221,7 +238,9 @@ static void many_senders(bool async, enum spc_on_full on_full)
     pthread_create(&loop, NULL, loop_main, &la);
     pthread_create(&aux, NULL, aux_main, &sh);
     for (int i = 0; i < THREADS; i++) {
-        a[i] = (struct sender){.sh = &sh, .h = mk_heap(500 + (size_t)i * 2000), .id = i};
+        size_t len = 500 + (size_t)i * 2000;
+        a[i] = (struct sender){.sh = &sh, .id = i,
+                               .h = i % 2 ? mk_laid_out_heap(len, mps) : mk_heap(len)};
         pthread_create(&th[i], NULL, sender_main, &a[i]);
     }
     int ok_sends = 0, full = 0;
