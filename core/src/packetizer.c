@@ -1,5 +1,6 @@
-/* Splitting a heap into packets (SPEC §1 "Splitting a heap into packets").
- * No allocation: all state lives in the caller's spc_packetizer and scratch. */
+/* Writing a heap's packets (SPEC §1 "Splitting a heap into packets"; where they cut the
+ * heap is packet_plan.c). No allocation: all state lives in the caller's spc_packetizer
+ * and scratch, or, for a packet that goes out in place, in the heap's payload layout. */
 #include <errno.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@ size_t spc_packetizer_count(const struct spc_packetizer *pz)
     while (left > 0 && ptrs > 0) {
         size_t n = ptrs < pz->max_ptrs ? ptrs : pz->max_ptrs;
         uint64_t cap = mps - SPC_PACKET_PREFIX - 8 * n;
-        if (ptrs > n && cap > 8) /* as in spc_packetizer_next */
+        if (ptrs > n && cap > 8) /* as in spci_plan_next */
             cap = 8;
         left -= left < cap ? left : cap;
         ptrs -= n;

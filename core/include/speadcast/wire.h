@@ -206,7 +206,9 @@ int spc_heap_validate(const struct spc_heap *heap, uint64_t cnt, size_t max_pack
 #define SPC_PACKET_MAX_IOV 8
 
 /* One packet as scatter/gather pieces. iov[0] is the scratch area (header and item
- * pointers); the rest reference item memory or static zero padding. */
+ * pointers); the rest reference item memory or static zero padding. A packet that goes
+ * out in place (spc_packetizer.in_place) is one piece, header and payload, in the heap's
+ * payload layout. */
 struct spc_packet {
     struct iovec iov[SPC_PACKET_MAX_IOV];
     unsigned n_iov;
@@ -229,8 +231,9 @@ struct spc_packetizer {
     uint64_t real;       /* P without padding */
     bool null_ptr;       /* a NULL pointer (address = real) ends the list */
     size_t piece;        /* cursor into the heap's payload layout */
-    bool in_place;       /* packets wholly in the layout are written there (set by a
-                            stream that holds the layout; see spc_heap_reserve_item) */
+    bool in_place;       /* the one field a caller may set (false after init): packets
+                            wholly in the heap's payload layout are written there (see
+                            spc_packetizer_next and spc_heap_reserve_item) */
 };
 
 /* Bytes of scratch each packet needs for max_packet_size: enough for the header,
@@ -244,8 +247,10 @@ int spc_packetizer_init(struct spc_packetizer *pz, const struct spc_heap *heap, 
 size_t spc_packetizer_count(const struct spc_packetizer *pz);
 bool spc_packetizer_done(const struct spc_packetizer *pz);
 /* Produces the next packet into *pkt, using scratch (spc_packet_scratch_size bytes, which
- * must stay untouched until the packet has been sent). Returns 1 with a packet, 0 when
- * the walk is over. */
+ * must stay untouched until the packet has been sent). With in_place set, a packet wholly
+ * in the heap's payload layout has its header written there instead and uses no scratch;
+ * set it only while no other walk of the heap does (two would write the same header
+ * room). Returns 1 with a packet, 0 when the walk is over. */
 int spc_packetizer_next(struct spc_packetizer *pz, uint8_t *scratch, struct spc_packet *pkt);
 /* Total bytes of all packets of a heap (49 for an empty heap), or a negative error. */
 int64_t spc_heap_wire_size(const struct spc_heap *heap, uint64_t cnt, size_t max_packet_size);
